@@ -1,0 +1,34 @@
+# Two commands: `make demo` and `make test`. Both create .venv on first use.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.skprune-installed
+FASHION_MNIST := /usr/share/datasets/fashion-mnist
+
+.PHONY: demo test docs fashion-mnist clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[test,docs]"
+	touch $(STAMP)
+
+# Debian's dataset-fashion-mnist package; the demo falls back to
+# scikit-learn's digits where it cannot be installed.
+fashion-mnist:
+	@if [ ! -d $(FASHION_MNIST) ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		(apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist) \
+		|| echo "dataset-fashion-mnist could not be installed; using scikit-learn digits"; \
+	fi
+
+demo: $(STAMP) fashion-mnist
+	$(PY) -m benchmarks.fairness --preset demo --out results/demo
+
+test: $(STAMP)
+	$(PY) -m pytest -n 2 -q
+
+docs: $(STAMP)
+	$(PY) -m sphinx -W --keep-going -b html docs docs/_build/html
+
+clean:
+	rm -rf $(VENV) docs/_build results

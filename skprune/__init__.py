@@ -1,0 +1,28 @@
+"""skprune: robust data pruning for scikit-learn and skorch."""
+
+from .base import DataPruner
+from .metrics import (
+    CLASS_RECALL_SCORING,
+    ClassRecallScorer,
+    class_recall,
+    class_recall_report,
+)
+from .pipeline import Pipeline, make_pipeline
+from .quotas import MetriQ, StrategyQ, allocate_class_counts
+from .strategies import RandomPruner
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CLASS_RECALL_SCORING",
+    "ClassRecallScorer",
+    "DataPruner",
+    "MetriQ",
+    "Pipeline",
+    "RandomPruner",
+    "StrategyQ",
+    "allocate_class_counts",
+    "class_recall",
+    "class_recall_report",
+    "make_pipeline",
+]

@@ -1,0 +1,135 @@
+"""Training the query networks that pruners and quotas learn from.
+
+Every strategy that needs a trained model (scores, MetriQ recalls) goes through
+these helpers, so that cloning, seeding, device resolution and divergence
+checks behave the same everywhere.
+"""
+
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+from sklearn.base import clone, is_classifier
+from skorch import NeuralNet
+from skorch.callbacks import Callback
+
+
+class TrainingDivergedError(RuntimeError):
+    """A query network's training loss became NaN or infinite."""
+
+
+def is_skorch_classifier(estimator):
+    """Whether ``estimator`` is a skorch classifier (e.g. ``NeuralNetClassifier``)."""
+    return isinstance(estimator, NeuralNet) and is_classifier(estimator)
+
+
+def check_skorch_classifier(estimator, owner):
+    """Raise a ``TypeError`` unless ``estimator`` is a skorch classifier.
+
+    Parameters
+    ----------
+    estimator : object
+    owner : str
+        Name of the class that needs the network, used in the message.
+    """
+    if not is_skorch_classifier(estimator):
+        raise TypeError(
+            f"{owner} needs a skorch classifier as its `estimator` (for example "
+            "skorch.NeuralNetClassifier(MyModule, max_epochs=20)), because it reads "
+            f"per-sample training dynamics from a torch network; got "
+            f"{type(estimator).__name__}."
+        )
+
+
+def resolve_device(device):
+    """Turn ``"auto"`` into ``"cuda"`` when CUDA is available, else ``"cpu"``."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def net_targets(y):
+    """Labels a torch classification loss accepts: non-negative ``int64``.
+
+    Non-negative integer labels are kept as they are, so they still index the
+    network's output units; any other labels are replaced by their position
+    among the sorted classes.
+    """
+    y = np.asarray(y)
+    if np.issubdtype(y.dtype, np.integer) and (y.size == 0 or y.min() >= 0):
+        return y.astype(np.int64, copy=False)
+    return np.unique(y, return_inverse=True)[1].astype(np.int64)
+
+
+class DivergenceGuard(Callback):
+    """Stop a query training as soon as a batch loss is not finite.
+
+    Parameters
+    ----------
+    owner : str
+        Name of the class whose query training is guarded, used in the message.
+    """
+
+    def __init__(self, owner="skprune"):
+        self.owner = owner
+
+    def on_batch_end(self, net, batch=None, training=None, loss=None, **kwargs):
+        if loss is not None and not torch.isfinite(torch.as_tensor(loss)).all():
+            epoch = len(net.history)
+            raise TrainingDivergedError(
+                f"The query network trained by {self.owner} diverged: its loss became "
+                f"{float(loss)} in epoch {epoch}. Scores computed from it would be "
+                "meaningless. Lower the estimator's learning rate (lr), add gradient "
+                "clipping, or check the inputs for NaN or huge values."
+            )
+
+
+def make_query_net(estimator, *, owner, callbacks=(), **params):
+    """A fresh clone of a skorch classifier that sees every training sample.
+
+    The clone trains with ``train_split=None`` (no internal validation split),
+    prints nothing, runs on the resolved device and stops with a clear error
+    if its loss diverges. The given ``estimator`` is never modified.
+
+    Parameters
+    ----------
+    estimator : skorch.NeuralNetClassifier
+    owner : str
+        Name of the class that trains it, used in error messages.
+    callbacks : sequence of (name, Callback)
+        Extra callbacks, added after the estimator's own.
+    **params
+        Further parameters set on the clone (e.g. ``max_epochs``).
+    """
+    net = clone(estimator)
+    own_callbacks = list(net.callbacks or [])
+    extra = [("skprune_divergence_guard", DivergenceGuard(owner)), *callbacks]
+    net.set_params(
+        train_split=None,
+        verbose=0,
+        device=resolve_device(net.device),
+        callbacks=own_callbacks + extra,
+        **params,
+    )
+    return net
+
+
+@contextmanager
+def seeded(seed):
+    """Context in which torch's global RNGs are seeded, then restored.
+
+    Parameters
+    ----------
+    seed : int
+    """
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(int(seed))
+        yield
+
+
+def fit_query_net(net, X, y, seed):
+    """Fit ``net`` on ``(X, y)`` with torch seeded by ``seed``; returns ``net``."""
+    with seeded(seed):
+        net.fit(X, None if y is None else net_targets(y))
+    return net

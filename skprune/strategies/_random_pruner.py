@@ -1,0 +1,77 @@
+"""Random pruning."""
+
+import numpy as np
+
+from ..base import DataPruner
+
+
+class RandomPruner(DataPruner):
+    """Keep a random subset, optionally with class quotas.
+
+    Every sample gets a uniform random score, so ``quota=None`` is plain
+    random pruning and any other quota is random pruning within each class,
+    with the class counts chosen by the quota: the paper's *Random+MetriQ*
+    (``quota="metriq"``) and *Random+StrategyQ* (``quota=StrategyQ(...)``).
+
+    Read more in the :ref:`User Guide <strategies>`.
+
+    Parameters
+    ----------
+    estimator : classifier, default=None
+        Only needed by ``quota="metriq"``, which trains a clone of it to
+        measure class recall. Any scikit-learn classifier or skorch net.
+    density : float in (0, 1], default=0.5
+        Fraction of samples kept: exactly ``round(density * n_samples)``.
+    quota : {None, "proportional", "balanced", "metriq"}, dict or quota object, default=None
+        How the kept budget is split across classes; see
+        :class:`~skprune.base.DataPruner`.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the scores, the MetriQ model and tie breaks.
+    memory : None, str, path or joblib.Memory, default=None
+        Cache for MetriQ recalls (random scores are not cached: drawing
+        them is cheaper than looking them up).
+
+    Attributes
+    ----------
+    sample_indices_ : ndarray of int
+        Kept rows, in their original order.
+    scores_ : ndarray of shape (n_samples,)
+        The random scores.
+    class_counts_ : dict
+        Kept rows per class.
+    class_densities_ : dict
+        Kept fraction of every class.
+    sampling_strategy_ : dict
+        Same as ``class_counts_`` (imbalanced-learn's name).
+    class_weights_ : dict
+        Density weight of every class, when ``quota`` is not ``None``.
+    class_recall_ : dict
+        Validation recall of every class, with ``quota="metriq"``.
+    n_features_in_ : int
+        Number of features (second dimension) seen in ``fit_resample``.
+
+    See Also
+    --------
+    MetriQ : quotas from validation error rates.
+    StrategyQ : quotas copied from another pruner.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from skprune import RandomPruner, make_pipeline
+    >>> X, y = load_digits(return_X_y=True)
+    >>> pruner = RandomPruner(density=0.3, quota="proportional", random_state=0)
+    >>> X_kept, y_kept = pruner.fit_resample(X, y)
+    >>> X_kept.shape
+    (539, 64)
+    >>> pipe = make_pipeline(RandomPruner(density=0.3, random_state=0),
+    ...                      LogisticRegression(max_iter=500)).fit(X, y)
+    >>> pipe.score(X, y) > 0.9
+    True
+    """
+
+    _cache_scores = False
+
+    def _score_run(self, X, y, seed):
+        return np.random.RandomState(seed).uniform(size=y.shape[0])
