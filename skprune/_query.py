@@ -128,8 +128,15 @@ def seeded(seed):
         yield
 
 
+def net_inputs(X):
+    """``X`` as a torch module expects it: float64 arrays become float32."""
+    if isinstance(X, np.ndarray) and X.dtype == np.float64:
+        return X.astype(np.float32)
+    return X
+
+
 def fit_query_net(net, X, y, seed):
     """Fit ``net`` on ``(X, y)`` with torch seeded by ``seed``; returns ``net``."""
     with seeded(seed):
-        net.fit(X, None if y is None else net_targets(y))
+        net.fit(net_inputs(X), None if y is None else net_targets(y))
     return net
