@@ -10,7 +10,12 @@ from imblearn.base import BaseSampler
 from sklearn.base import _fit_context
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.multiclass import type_of_target
-from sklearn.utils.validation import _num_samples, check_random_state, column_or_1d
+from sklearn.utils.validation import (
+    _num_samples,
+    check_random_state,
+    column_or_1d,
+    validate_data,
+)
 
 from ._selection import rank_by_score, select_global, select_per_class
 from .cache import cached_call, fingerprint
@@ -112,7 +117,8 @@ class DataPruner(BaseSampler):
             Samples: arrays of any rank (e.g. NCHW images), lists, pandas
             objects, sparse matrices, or a ``torch.utils.data.Dataset``.
         y : array-like of shape (n_samples,)
-            Class labels.
+            Class labels (a one-hot encoded target is accepted and returned
+            one-hot).
 
         Returns
         -------
@@ -122,36 +128,50 @@ class DataPruner(BaseSampler):
         y_kept : same type as y
             Their labels.
         """
+        if y is None:
+            raise ValueError(
+                f"{type(self).__name__} requires y to be passed, but the target y is "
+                "None: pruners keep samples per class."
+            )
         n_samples, n_labels = _num_samples_or_len(X), _num_samples_or_len(y)
         if n_samples != n_labels:
             raise ValueError(
                 f"X and y have different lengths: X has {n_samples} samples and y "
                 f"has {n_labels} labels. Pass one label per sample."
             )
-        y_checked = self._check_targets(y)
         if isinstance(X, torch.utils.data.Dataset):
             X_checked = X
+            y_checked, one_hot = self._check_targets(y)
         else:
-            X_checked, y_checked, _ = self._check_X_y(X, y_checked)
+            X_checked, y_checked, one_hot = self._check_X_y(X, y)
         self._fit_resample(X_checked, y_checked)
         kept = self.sample_indices_
-        return _take_rows(X, X_checked, kept), _take_rows(y, y_checked, kept)
+        y_kept = _take_rows(y, np.asarray(y) if one_hot else y_checked, kept)
+        return _take_rows(X, X_checked, kept), y_kept
 
     def _check_X_y(self, X, y, accept_sparse=None):
-        from sklearn.utils.validation import validate_data
-
-        X, y = validate_data(
-            self, X=X, y=y, reset=True, accept_sparse=["csr", "csc"],
-            dtype=None, allow_nd=True, ensure_min_samples=2,
+        X = validate_data(
+            self, X=X, reset=True, accept_sparse=["csr", "csc"], dtype="numeric",
+            allow_nd=True, ensure_min_samples=2,
         )
-        return X, y, False
+        y, one_hot = self._check_targets(y)
+        return X, y, one_hot
 
     def _check_targets(self, y):
-        y = column_or_1d(np.asarray(y), warn=True)
-        target_type = type_of_target(y, input_name="y")
+        """Validated 1-D class labels, and whether ``y`` came one-hot encoded."""
+        y = np.asarray(y)
+        target_type = type_of_target(y, input_name="y", raise_unknown=True)
+        one_hot = target_type == "multilabel-indicator" and np.all(y.sum(axis=1) == 1)
+        if one_hot:
+            y = y.argmax(axis=1)
+            target_type = type_of_target(y)
+        else:
+            y = column_or_1d(y, warn=True)
+            target_type = type_of_target(y, input_name="y", raise_unknown=True)
         if target_type not in ("binary", "multiclass"):
             raise ValueError(
-                f"y must hold class labels (a binary or multiclass target); got a "
+                f"Unknown label type {target_type!r}: y must hold class labels (a "
+                "binary or multiclass target), got a "
                 f"{target_type} target. Pruners select samples per class, so "
                 "continuous or multi-output targets are not supported."
             )
@@ -160,7 +180,7 @@ class DataPruner(BaseSampler):
                 f"y has a single class ({np.unique(y)[0]!r}); pruning with class "
                 "quotas needs at least two classes."
             )
-        return y
+        return y, one_hot
 
     def _fit_resample(self, X, y):
         classes, y_encoded = np.unique(y, return_inverse=True)
@@ -223,6 +243,9 @@ class DataPruner(BaseSampler):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
+        tags.input_tags.allow_nan = False
+        tags.input_tags.string = False
+        tags.sampler_tags.sample_indices = True
         return tags
 
 

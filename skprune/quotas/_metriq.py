@@ -135,7 +135,11 @@ class MetriQ(BaseQuota):
             model = _fit(estimator, X, y, seed)
             y_true, y_pred = np.asarray(y_val), _predict(model, X_val, y)
         elif isinstance(validation, numbers.Real) and not isinstance(validation, numbers.Integral):
-            splitter = StratifiedShuffleSplit(n_splits=1, test_size=validation, random_state=seed)
+            # At least one validation sample per class, or recall is undefined.
+            n_validation = max(int(np.ceil(validation * len(y))), classes.size)
+            splitter = StratifiedShuffleSplit(
+                n_splits=1, test_size=n_validation, random_state=seed
+            )
             try:
                 train, test = next(splitter.split(np.zeros(len(y)), y))
             except ValueError as exc:
