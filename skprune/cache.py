@@ -5,6 +5,7 @@ Scoring trains query networks and does not depend on ``density`` or
 on a fingerprint of the data and of every parameter that changes them.
 """
 
+import os
 import warnings
 from collections import OrderedDict
 from threading import Lock
@@ -102,7 +103,7 @@ def cached_call(memory, key, compute):
             while len(_process_cache) > PROCESS_CACHE_SIZE:
                 _process_cache.popitem(last=False)
         return result
-    memory = check_memory(memory)
+    memory = check_memory(os.fspath(memory) if isinstance(memory, os.PathLike) else memory)
     return memory.cache(_call, ignore=["compute"])(digest, compute)
 
 
