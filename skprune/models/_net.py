@@ -1,0 +1,257 @@
+"""A skorch classifier with the benchmarks' conventions, and ``make_net``."""
+
+import numbers
+
+import numpy as np
+import torch
+from skorch import NeuralNetClassifier
+
+from .._query import resolve_device
+from ._augment import AugmentedBatches, make_augmentation
+from ._networks import MLP, VGG, ResNet18, SmallCNN
+from ._recipes import DEFAULT_RECIPES, RECIPES, Recipe
+from ._schedule import StepDecay
+
+#: Model name -> torch module class.
+MODELS = {"mlp": MLP, "cnn": SmallCNN, "vgg16": VGG, "vgg19": VGG, "resnet18": ResNet18}
+
+
+class RecipeNet(NeuralNetClassifier):
+    """A skorch ``NeuralNetClassifier`` for logits, any device, and training-time augmentation.
+
+    Differs from ``NeuralNetClassifier`` in three ways:
+
+    * the module outputs logits and the default criterion is
+      ``torch.nn.CrossEntropyLoss``;
+    * ``device="auto"`` (the default) means CUDA when it is available, else
+      the CPU. It is resolved whenever the net uses its device (reading
+      ``net.device`` gives the resolved one), while ``get_params`` keeps
+      reporting ``"auto"``, so clones and pickles resolve again on the
+      machine that uses them;
+    * ``augment`` transforms the image batches of training passes only
+      (``get_iterator(..., training=True)``): predictions, validation and
+      the pruners' scoring passes always see the data as it is.
+
+    ``float64`` inputs are cast to ``float32`` and integer labels to
+    ``int64``, as torch modules and the loss expect. Usually built by
+    :func:`make_net`.
+
+    Parameters
+    ----------
+    module : torch module class or instance
+        Outputs logits.
+    criterion : torch criterion class, default=torch.nn.CrossEntropyLoss
+    augment : {None, "crop", "flip", "crop-flip"} or callable, default=None
+        Training-time augmentation: random crop of the zero-padded image,
+        random horizontal flip, or both (see :class:`RandomCropFlip`); or a
+        callable taking and returning an ``(n, channels, height, width)``
+        tensor.
+    augment_padding : int or None, default=None
+        Padding of the random crop; ``None`` picks it from the image size
+        (4 pixels from 32-pixel images on).
+    device : str or torch.device, default="auto"
+        ``"auto"``, or any device torch accepts.
+    **kwargs
+        Further ``NeuralNetClassifier`` parameters (``lr``, ``max_epochs``,
+        ``optimizer__momentum``, ``callbacks``, ...).
+
+    See Also
+    --------
+    make_net : a RecipeNet with a model and training recipe.
+
+    Examples
+    --------
+    >>> from skprune.models import MLP, RecipeNet
+    >>> net = RecipeNet(MLP, module__in_features=64, augment="flip")
+    >>> net.get_params()["device"], net.device in ("cpu", "cuda")
+    ('auto', True)
+    """
+
+    def __init__(
+        self,
+        module,
+        *,
+        criterion=torch.nn.CrossEntropyLoss,
+        augment=None,
+        augment_padding=None,
+        device="auto",
+        **kwargs,
+    ):
+        super().__init__(module, criterion=criterion, device=device, **kwargs)
+        self.augment = augment
+        self.augment_padding = augment_padding
+
+    # skorch reads ``self.device`` wherever it moves data or modules; a
+    # property resolves "auto" there while the stored parameter stays as set.
+    @property
+    def device(self):
+        return resolve_device(self.__dict__.get("device", "cpu"))
+
+    @device.setter
+    def device(self, value):
+        self.__dict__["device"] = value
+
+    def get_params(self, deep=True, **kwargs):
+        params = super().get_params(deep=deep, **kwargs)
+        params["device"] = self.__dict__["device"]
+        return params
+
+    def __setstate__(self, state):
+        # skorch maps the pickled tensors to the state's device: give it the
+        # device of this machine, then keep the parameter as it was.
+        requested = state.get("device")
+        state["device"] = resolve_device(requested)
+        super().__setstate__(state)
+        if requested == "auto":
+            self.__dict__["device"] = requested
+
+    def initialize(self):
+        # Fail on a bad ``augment`` before training, not at the first batch.
+        make_augmentation(self.augment, self.augment_padding)
+        return super().initialize()
+
+    def get_dataset(self, X, y=None):
+        if isinstance(X, np.ndarray) and X.dtype == np.float64:
+            X = X.astype(np.float32)
+        if isinstance(y, np.ndarray) and np.issubdtype(y.dtype, np.integer):
+            y = y.astype(np.int64, copy=False)
+        return super().get_dataset(X, y)
+
+    def get_iterator(self, dataset, training=False):
+        iterator = super().get_iterator(dataset, training=training)
+        transform = make_augmentation(self.augment, self.augment_padding) if training else None
+        if transform is None:
+            return iterator
+        return AugmentedBatches(iterator, transform, device=self.device)
+
+
+def make_net(model, n_classes, recipe=None, *, input_shape=None, **params):
+    """A :class:`RecipeNet` with one of the benchmark models and a training recipe.
+
+    The net trains with SGD (momentum 0.9), the recipe's learning rate,
+    weight decay, batch size and epochs, and a :class:`StepDecay` that
+    multiplies the learning rate by 0.2 at fractions of ``max_epochs``
+    (callback ``"lr_schedule"``). It trains on all the data it is given
+    (``train_split=None``), shuffled, prints nothing, and runs on CUDA when
+    available (``device="auto"``).
+
+    Parameters
+    ----------
+    model : {"mlp", "cnn", "vgg16", "vgg19", "resnet18"}
+        :class:`MLP`, :class:`SmallCNN`, :class:`VGG` (16 or 19 layers, with
+        BatchNorm) or :class:`ResNet18` (CIFAR stem).
+    n_classes : int
+        Number of classes (outputs of the module).
+    recipe : str, Recipe or None, default=None
+        A key of :data:`RECIPES`, e.g. ``"paper-cifar100-vgg19"`` (lr 0.1,
+        weight decay 5e-4, batch 128, 160 epochs, drops at 80 and 120,
+        random crop and flip) or ``"paper-tinyimagenet-resnet18"`` (lr 0.2,
+        weight decay 1e-4, batch 256, 200 epochs, drops at 100 and 150,
+        random crop and flip); ``"fashion-mnist-mlp"``,
+        ``"fashion-mnist-cnn"``, ``"digits-mlp"`` and ``"digits-cnn"`` are
+        small CPU settings. ``None`` takes the training settings of the
+        model's usual recipe (:data:`DEFAULT_RECIPES`) but no input shape.
+    input_shape : tuple (channels, height, width), default=None
+        Shape of one input image, which sizes the module. ``None`` takes
+        the recipe's; without a recipe, the MLP and the CNN infer it from
+        the first batch, VGG and ResNet take 3 channels.
+    **params
+        ``NeuralNetClassifier`` parameters that override the recipe, e.g.
+        ``max_epochs``, ``lr``, ``batch_size``, ``device``, ``augment``,
+        ``module__hidden``. ``callbacks`` are added after the learning-rate
+        schedule; ``callbacks__lr_schedule=None`` removes the schedule.
+
+    Returns
+    -------
+    net : RecipeNet
+        Not initialized; cloneable and picklable.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skprune.datasets import load_digits_images
+    >>> from skprune.models import make_net
+    >>> data = load_digits_images()
+    >>> _ = torch.manual_seed(0)
+    >>> net = make_net("mlp", 10, "digits-mlp", max_epochs=10)
+    >>> net.fit(data.X_train, data.y_train).score(data.X_test, data.y_test) > 0.9
+    True
+    >>> paper = make_net("vgg19", 100, "paper-cifar100-vgg19")
+    >>> paper.lr, paper.batch_size, paper.max_epochs, paper.optimizer__weight_decay
+    (0.1, 128, 160, 0.0005)
+    """
+    if model not in MODELS:
+        raise ValueError(f"Unknown model {model!r}. Valid models: {_names(MODELS)}.")
+    if isinstance(n_classes, bool) or not isinstance(n_classes, numbers.Integral) or n_classes < 2:
+        raise ValueError(f"n_classes must be an integer of at least 2; got {n_classes!r}.")
+    if recipe is None:
+        settings = RECIPES[DEFAULT_RECIPES[model]]
+    elif isinstance(recipe, Recipe):
+        settings = recipe
+    elif isinstance(recipe, str) and recipe in RECIPES:
+        settings = RECIPES[recipe]
+    else:
+        raise ValueError(
+            f"Unknown recipe {recipe!r}. Valid recipes: {_names(RECIPES)}, a Recipe, or "
+            "None for the model's defaults."
+        )
+    if input_shape is None and recipe is not None:
+        input_shape = settings.input_shape
+
+    schedule = [("lr_schedule", StepDecay(settings.lr_drops, settings.lr_gamma))]
+    net_params = {
+        "module": MODELS[model],
+        **{
+            f"module__{name}": value
+            for name, value in _module_params(model, n_classes, input_shape).items()
+        },
+        "optimizer": torch.optim.SGD,
+        "lr": settings.lr,
+        "optimizer__momentum": settings.momentum,
+        "optimizer__weight_decay": settings.weight_decay,
+        "batch_size": settings.batch_size,
+        "max_epochs": settings.max_epochs,
+        "augment": settings.augment,
+        "augment_padding": settings.augment_padding,
+        "iterator_train__shuffle": True,
+        "train_split": None,
+        "verbose": 0,
+        "device": "auto",
+    }
+    net_params.update(params)
+    net_params["callbacks"] = schedule + list(params.get("callbacks") or [])
+    return RecipeNet(**net_params)
+
+
+def _module_params(model, n_classes, input_shape):
+    """Constructor arguments of ``model``'s module for images of ``input_shape``."""
+    if input_shape is not None:
+        valid = len(input_shape) == 3 and all(
+            isinstance(size, numbers.Integral) and size > 0 for size in input_shape
+        )
+        if not valid:
+            raise ValueError(
+                "input_shape must be (channels, height, width), three positive integers; "
+                f"got {input_shape!r}."
+            )
+        channels, height, width = (int(size) for size in input_shape)
+    if model == "mlp":
+        in_features = None if input_shape is None else channels * height * width
+        return {"in_features": in_features, "n_classes": n_classes}
+    if model == "cnn":
+        if input_shape is None:
+            return {"in_channels": None, "n_classes": n_classes, "input_size": None}
+        return {"in_channels": channels, "n_classes": n_classes, "input_size": (height, width)}
+    in_channels = 3 if input_shape is None else channels
+    if model == "resnet18":
+        return {"in_channels": in_channels, "n_classes": n_classes}
+    if input_shape is not None and min(height, width) < 32:
+        raise ValueError(
+            f"{model} needs images of at least 32×32 pixels; got input_shape="
+            f"{tuple(input_shape)}. Use 'cnn' or 'resnet18' for smaller images."
+        )
+    return {"depth": int(model[3:]), "in_channels": in_channels, "n_classes": n_classes}
+
+
+def _names(mapping):
+    return ", ".join(repr(name) for name in mapping)
