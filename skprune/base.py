@@ -58,6 +58,29 @@ class DataPruner(BaseSampler):
         Where scores and MetriQ recalls are cached. ``None`` caches within
         this process; a path or ``joblib.Memory`` shares the cache across
         processes and runs.
+
+    Attributes
+    ----------
+    sample_indices_ : ndarray of int
+        Kept rows, in their original order.
+    scores_ : ndarray of shape (n_samples,)
+        Score of every row (higher = harder = kept first).
+    class_counts_ : dict
+        Kept rows per class.
+    class_densities_ : dict
+        Kept fraction of every class.
+    sampling_strategy_ : dict
+        Same as ``class_counts_`` (imbalanced-learn's name).
+    class_weights_ : dict
+        Density weight of every class, when ``quota`` is not ``None``.
+    n_features_in_ : int
+        Number of features (second dimension) seen in ``fit_resample``;
+        absent for Dataset inputs.
+
+    See Also
+    --------
+    RandomPruner : random pruning, with or without quotas.
+    MetriQ : quotas from validation error rates.
     """
 
     _sampling_type = "bypass"

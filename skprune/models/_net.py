@@ -55,6 +55,15 @@ class RecipeNet(NeuralNetClassifier):
         Further ``NeuralNetClassifier`` parameters (``lr``, ``max_epochs``,
         ``optimizer__momentum``, ``callbacks``, ...).
 
+    Attributes
+    ----------
+    module_, criterion_, optimizer_ : torch objects
+        The initialized module, loss and optimizer (skorch's).
+    history_ : skorch.History
+        Per-epoch and per-batch training records (also ``history``).
+    classes_ : ndarray
+        Class labels seen in ``fit``.
+
     See Also
     --------
     make_net : a RecipeNet with a model and training recipe.

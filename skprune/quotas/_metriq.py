@@ -51,11 +51,6 @@ class MetriQ(BaseQuota):
           ``fit_resample`` and is evaluated on this set (the paper uses half
           of the test set).
 
-    Attributes
-    ----------
-    None; the pruner that uses this quota gets ``class_recall_`` (dict class
-    -> validation recall) and ``class_weights_``.
-
     See Also
     --------
     StrategyQ : quotas copied from another pruner's class ratios.
@@ -63,6 +58,10 @@ class MetriQ(BaseQuota):
 
     Notes
     -----
+    A quota is never fitted itself: the pruner that uses it gets
+    ``class_recall_`` (dict class -> validation recall) and
+    ``class_weights_``.
+
     Vysogorets, Ahuja and Kempe, "DRoP: Distributionally Robust Data
     Pruning", arXiv 2404.05579 (MetriQ is called DRoP there).
 

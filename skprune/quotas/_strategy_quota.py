@@ -28,14 +28,15 @@ class StrategyQ(BaseQuota):
         ``None`` it gets a seed drawn from the outer pruner's. Its scores
         come from the score cache when it has seen the same data before.
 
-    Attributes
-    ----------
-    None; the pruner that uses this quota gets ``strategy_class_counts_``
-    (dict class -> rows ``pruner`` keeps) and ``class_weights_``.
-
     See Also
     --------
     MetriQ : quotas from validation error rates.
+
+    Notes
+    -----
+    A quota is never fitted itself: the pruner that uses it gets
+    ``strategy_class_counts_`` (dict class -> rows ``pruner`` keeps) and
+    ``class_weights_``.
 
     Examples
     --------
