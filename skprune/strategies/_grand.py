@@ -1,0 +1,165 @@
+"""GraNd pruning: gradient norms early in training (Paul et al., 2021)."""
+
+import itertools
+
+import torch
+from sklearn.utils._param_validation import StrOptions
+
+from ..gradients import _forward, _grad_norms_of_batches
+from ._early_training import _EarlyTrainingPruner
+
+
+class GraNdPruner(_EarlyTrainingPruner):
+    """Keep the samples with the largest loss-gradient norms early in training.
+
+    A clone of ``estimator`` is trained for ``epochs`` epochs on the data
+    given to ``fit_resample`` (``epochs=0`` scores at initialization, as in
+    the original GraNd). Every sample then scores the L2 norm of the
+    gradient of its cross-entropy loss with respect to all the network's
+    trainable parameters, computed exactly in eval mode (batch norm on its
+    running statistics) on un-augmented data by
+    :func:`~skprune.per_sample_grad_norms`, at about the cost of one
+    forward and backward pass. Scores are averaged over ``n_runs``
+    independent initializations. Samples with large norms (hard, atypical
+    or mislabeled) are kept first.
+
+    Read more in the :ref:`User Guide <strategies>`.
+
+    Parameters
+    ----------
+    estimator : skorch.NeuralNetClassifier, default=None
+        The query network. Its module must output probabilities with
+        ``criterion=torch.nn.NLLLoss`` (skorch's default; the loss is then
+        ``-log(p_y + eps)``, as skorch trains it) or logits with
+        ``criterion=torch.nn.CrossEntropyLoss``. It is cloned with
+        ``train_split=None`` so that every sample is trained on; its batch
+        size, optimizer and callbacks are kept. It is never modified. With
+        ``quota="metriq"`` it also measures class recall.
+    density : float in (0, 1], default=0.5
+        Fraction of samples kept: exactly ``round(density * n_samples)``.
+    quota : {None, "proportional", "balanced", "metriq"}, dict or quota object, default=None
+        How the kept budget is split across classes; see
+        :class:`~skprune.base.DataPruner`.
+    epochs : int >= 0 or None, default=None
+        Epochs of query training before scoring. ``None`` means 10% of the
+        estimator's ``max_epochs``, rounded up (at least 1); ``0`` scores
+        the freshly initialized network.
+    n_runs : int, default=5
+        Independent query networks (initialization and shuffling); their
+        scores are averaged.
+    layers : {"all", "last"}, default="all"
+        ``"all"``: the norm over every trainable parameter. ``"last"``: only
+        the parameters of the final ``torch.nn.Linear`` layer (the last one
+        called in the forward pass), a cheap proxy (DeepCore's variant): its
+        per-sample gradient is ``g h^T`` (and ``g`` for the bias), with ``h``
+        the layer's input and ``g`` the loss gradient at its output (``p -
+        onehot(y)`` for logits), so the score is ``|g| sqrt(|h|^2 + 1)``.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the query networks, the MetriQ model and tie breaks.
+    memory : None, str, path or joblib.Memory, default=None
+        Cache of each run's scores (and MetriQ recalls), so that changing
+        ``density`` or ``quota`` does not retrain.
+
+    Attributes
+    ----------
+    scores_ : ndarray of shape (n_samples,)
+        Gradient norms averaged over runs.
+    sample_indices_ : ndarray of int
+        Kept rows, in their original order.
+    class_counts_ : dict
+        Kept rows per class.
+    class_densities_ : dict
+        Kept fraction of every class.
+    sampling_strategy_ : dict
+        Same as ``class_counts_`` (imbalanced-learn's name).
+    class_weights_ : dict
+        Density weight of every class, when ``quota`` is not ``None``.
+    class_recall_ : dict
+        Validation recall of every class, with ``quota="metriq"``.
+    n_features_in_ : int
+        Number of features (second dimension) seen in ``fit_resample``.
+
+    See Also
+    --------
+    EL2NPruner : the norm of the error vector, the same query training.
+    per_sample_grad_norms : the exact per-sample gradient norms.
+
+    Notes
+    -----
+    Paul, Ganguli and Dziugaite, "Deep Learning on a Data Diet: Finding
+    Important Examples Early in Training", NeurIPS 2021.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn.datasets import load_digits
+    >>> from skorch import NeuralNetClassifier
+    >>> from skprune import GraNdPruner
+    >>> X, y = load_digits(return_X_y=True)
+    >>> X = (X / 16).astype("float32")
+    >>> net = NeuralNetClassifier(
+    ...     torch.nn.Linear, module__in_features=64, module__out_features=10,
+    ...     criterion=torch.nn.CrossEntropyLoss, lr=0.5, max_epochs=10,
+    ...     train_split=None, verbose=0)
+    >>> pruner = GraNdPruner(net, density=0.3, quota="proportional", n_runs=2,
+    ...                      random_state=0)
+    >>> X_kept, y_kept = pruner.fit_resample(X, y)
+    >>> X_kept.shape
+    (539, 64)
+    >>> bool(pruner.scores_[pruner.sample_indices_].mean() > pruner.scores_.mean())
+    True
+    """
+
+    _parameter_constraints = {
+        **_EarlyTrainingPruner._parameter_constraints,
+        "layers": [StrOptions({"all", "last"})],
+    }
+
+    def __init__(
+        self, estimator=None, *, density=0.5, quota=None, epochs=None, n_runs=5,
+        layers="all", random_state=None, memory=None,
+    ):
+        super().__init__(
+            estimator, density=density, quota=quota, epochs=epochs, n_runs=n_runs,
+            random_state=random_state, memory=memory,
+        )
+        self.layers = layers
+
+    def _score_net(self, net, kind, batches):
+        module = net.module_
+        parameters = None
+        if self.layers == "last":
+            batches = iter(batches)
+            first = next(batches)
+            final = _final_linear(module, first[0])
+            parameters = [p for p in final.parameters(recurse=False) if p.requires_grad]
+            batches = itertools.chain([first], batches)
+        # The plain cross-entropy of the paper, whatever class weights or
+        # label smoothing the net trains with.
+        criterion = "cross_entropy" if kind == "logits" else "nll"
+        return _grad_norms_of_batches(module, batches, criterion=criterion, parameters=parameters)
+
+
+def _final_linear(module, inputs):
+    """The ``torch.nn.Linear`` layer called last when ``module`` runs on ``inputs``."""
+    called = []
+    hooks = [
+        layer.register_forward_hook(lambda layer, args, output: called.append(layer))
+        for layer in module.modules()
+        if isinstance(layer, torch.nn.Linear)
+    ]
+    training = module.training
+    try:
+        module.eval()
+        with torch.no_grad():
+            _forward(module, inputs)
+    finally:
+        module.train(training)
+        for hook in hooks:
+            hook.remove()
+    if not called:
+        raise ValueError(
+            "GraNdPruner(layers='last') scores with the final torch.nn.Linear layer of "
+            f"the network, but {type(module).__name__} calls none. Use layers='all'."
+        )
+    return called[-1]

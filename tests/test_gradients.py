@@ -1,0 +1,402 @@
+"""per_sample_grad_norms: exact against a per-sample autograd loop, on every route."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import TinyMLP
+from torch import nn
+
+from skprune import per_sample_grad_norms
+from skprune.gradients import _grad_norms_of_batches, _per_sample_loss
+
+
+def reference_norms(module, X, y, criterion=None, parameters=None):
+    """Per-sample gradient norms from one autograd backward pass per sample."""
+    _, loss = _per_sample_loss(criterion)
+    training = module.training
+    module.eval()
+    params = list(parameters) if parameters is not None else [
+        p for p in module.parameters() if p.requires_grad
+    ]
+    norms = []
+    for i in range(len(y)):
+        sample_loss = loss(module(X[i:i + 1]), y[i:i + 1]).sum()
+        grads = torch.autograd.grad(sample_loss, params, allow_unused=True)
+        norms.append(torch.sqrt(sum(g.pow(2).sum() for g in grads if g is not None)).item())
+    module.train(training)
+    return np.array(norms)
+
+
+class ResidualBlockNet(nn.Module):
+    """A ResNet basic block: in-place ReLUs, an in-place residual add, batch norm."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(2, 4, 3, padding=1, bias=False)
+        self.conv1 = nn.Conv2d(4, 4, 3, padding="same", bias=False)
+        self.bn1 = nn.BatchNorm2d(4)
+        self.conv2 = nn.Conv2d(4, 4, 3, padding=1, padding_mode="reflect", bias=False)
+        self.bn2 = nn.BatchNorm2d(4)
+        self.relu = nn.ReLU(inplace=True)
+        self.head = nn.Linear(4, 3)
+
+    def forward(self, x):
+        x = self.relu(self.stem(x))
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        out += x
+        return self.head(self.relu(out).mean((2, 3)))
+
+
+class NormSequenceNet(nn.Module):
+    """Grouped, strided Conv1d, GroupNorm, LayerNorm and a Linear over a sequence."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv1d(3, 6, 3, stride=2, padding=1, groups=3)
+        self.group_norm = nn.GroupNorm(2, 6)
+        self.layer_norm = nn.LayerNorm(6)
+        self.proj = nn.Linear(6, 5)
+        self.out = nn.Linear(5, 4)
+
+    def forward(self, x):
+        h = F.relu(self.group_norm(self.conv(x)))
+        h = self.layer_norm(h.transpose(1, 2))
+        return self.out(torch.tanh(self.proj(h)).mean(1))
+
+
+class EmbeddingNet(nn.Module):
+    """Token embeddings (with padding and frequency scaling), optionally tied to the output."""
+
+    def __init__(self, tie=False):
+        super().__init__()
+        self.embedding = nn.Embedding(12, 6, padding_idx=0)
+        self.scaled = nn.Embedding(12, 3, scale_grad_by_freq=True)
+        self.proj = nn.Linear(9, 6)
+        self.out = nn.Linear(6, 12)
+        if tie:
+            self.out.weight = self.embedding.weight
+
+    def forward(self, x):
+        h = torch.cat([self.embedding(x), self.scaled(x)], -1)
+        return self.out(torch.tanh(self.proj(h)).mean(1))
+
+
+class Scale(nn.Module):
+    """A layer no rule knows: only the general route handles it."""
+
+    def __init__(self, width):
+        super().__init__()
+        self.scale = nn.Parameter(torch.randn(width))
+
+    def forward(self, x):
+        return x * self.scale
+
+
+class GeneralRouteNet(nn.Module):
+    """Layers without rules, and attention (whose out_proj is never called as a module)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(5, 8)
+        self.scale = Scale(8)
+        self.prelu = nn.PReLU(8)
+        self.attention = nn.MultiheadAttention(4, 2, batch_first=True)
+        self.out = nn.Linear(8, 3)
+
+    def forward(self, x):
+        h = self.prelu(self.scale(self.fc(x)))
+        sequence = h.view(-1, 2, 4)
+        attended, _ = self.attention(sequence, sequence, sequence)
+        return self.out(attended.reshape(-1, 8) + h)
+
+
+class CalledTwiceNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(5, 5)
+        self.out = nn.Linear(5, 3)
+
+    def forward(self, x):
+        return self.out(self.fc(torch.tanh(self.fc(x))))
+
+
+class DirectUseNet(nn.Module):
+    """Reads a layer's weight directly in its own forward, besides calling the layer."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(5, 5)
+        self.out = nn.Linear(5, 3)
+
+    def forward(self, x):
+        h = torch.tanh(self.fc(x))
+        return self.out(h + F.linear(h, self.fc.weight))
+
+
+class SequenceFirstNet(nn.Module):
+    """Applies a Linear to a (T, n, d) layout, where dimension 0 is not the sample."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+        self.out = nn.Linear(4, 3)
+
+    def forward(self, x):
+        return self.out(torch.tanh(self.fc(x.transpose(0, 1))).mean(0))
+
+
+class DataDependentScale(nn.Module):
+    """Python control flow on each sample's values: vmap cannot trace it, a loop can."""
+
+    def __init__(self, width):
+        super().__init__()
+        self.scale = nn.Parameter(torch.randn(width))
+
+    def forward(self, x):
+        return torch.stack([
+            row * self.scale if float(row.detach().sum()) > 0 else row * self.scale.pow(2)
+            for row in x
+        ])
+
+
+def mlp():
+    return nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Dropout(0.5), nn.Linear(16, 4)), (6,), 4
+
+
+def cnn_with_batch_norm():
+    return nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(inplace=True),
+        nn.Conv2d(4, 6, 3, stride=2, groups=2, dilation=1), nn.MaxPool2d(2), nn.Flatten(),
+        nn.Linear(6, 5), nn.BatchNorm1d(5), nn.Linear(5, 3),
+    ), (3, 7, 7), 3
+
+
+def wide_cnn():
+    # Large spatial size: the weight gradients are formed per sample.
+    return nn.Sequential(
+        nn.Conv2d(1, 3, 3, padding=1), nn.ReLU(), nn.Conv2d(3, 2, 3, padding=2, dilation=2),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2, 3),
+    ), (1, 12, 12), 3
+
+
+def conv1d_padding_modes():
+    return nn.Sequential(
+        nn.Conv1d(2, 4, 3, padding=1, padding_mode="circular"), nn.ReLU(),
+        nn.Conv1d(4, 4, 4, padding="same", padding_mode="replicate"), nn.Flatten(),
+        nn.Linear(4 * 8, 3),
+    ), (2, 8), 3
+
+
+def data_dependent():
+    return nn.Sequential(nn.Linear(4, 5), DataDependentScale(5), nn.Linear(5, 3)), (4,), 3
+
+
+MODELS = {
+    "mlp": mlp,
+    "cnn_batch_norm": cnn_with_batch_norm,
+    "residual_block": lambda: (ResidualBlockNet(), (2, 6, 6), 3),
+    "layer_group_norm": lambda: (NormSequenceNet(), (3, 9), 4),
+    "embedding": lambda: (EmbeddingNet(), "tokens", 12),
+    "general_route_only_layer": lambda: (GeneralRouteNet(), (5,), 3),
+    "wide_cnn": wide_cnn,
+    "conv1d_padding_modes": conv1d_padding_modes,
+    "tied_weights": lambda: (EmbeddingNet(tie=True), "tokens", 12),
+    "layer_called_twice": lambda: (CalledTwiceNet(), (5,), 3),
+    "weight_read_directly": lambda: (DirectUseNet(), (5,), 3),
+    "sequence_first": lambda: (SequenceFirstNet(), (9, 4), 3),
+    "no_vmap_rule": data_dependent,
+}
+
+
+def randomize_norm_layers(module):
+    # Non-trivial running statistics and affine parameters, so that a wrong
+    # normalization cannot go unnoticed.
+    for layer in module.modules():
+        if isinstance(layer, nn.modules.batchnorm._BatchNorm):
+            layer.running_mean.normal_()
+            layer.running_var.uniform_(0.5, 2.0)
+        if isinstance(layer, (nn.modules.batchnorm._BatchNorm, nn.LayerNorm, nn.GroupNorm)):
+            nn.init.normal_(layer.weight)
+            nn.init.normal_(layer.bias)
+
+
+def make_case(name, n_samples=20, seed=0):
+    torch.manual_seed(seed)
+    module, input_shape, n_classes = MODELS[name]()
+    module = module.double()
+    randomize_norm_layers(module)
+    if input_shape == "tokens":
+        X = torch.randint(0, 12, (n_samples, 7))
+    else:
+        X = torch.randn(n_samples, *input_shape, dtype=torch.float64)
+    y = torch.randint(0, n_classes, (n_samples,))
+    return module, X, y
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_matches_per_sample_autograd(name):
+    module, X, y = make_case(name)
+    # 9 does not divide 20: a short last batch too.
+    norms = per_sample_grad_norms(module, X, y, batch_size=9)
+    expected = reference_norms(module, X, y)
+    np.testing.assert_allclose(norms, expected, rtol=1e-10)
+
+
+def test_float32_within_tolerance():
+    module, X, y = make_case("residual_block")
+    expected = reference_norms(module, X, y)
+    norms = per_sample_grad_norms(module.float(), X.float(), y)
+    assert np.max(np.abs(norms - expected) / expected) < 1e-4
+
+
+def test_probabilities_module_with_nll():
+    torch.manual_seed(0)
+    logits = nn.Sequential(nn.Linear(5, 8), nn.Tanh(), nn.Linear(8, 3)).double()
+    probabilities = nn.Sequential(logits, nn.Softmax(dim=1))
+    X, y = torch.randn(12, 5, dtype=torch.float64), torch.randint(0, 3, (12,))
+    for criterion in ("nll", nn.NLLLoss, nn.NLLLoss()):
+        norms = per_sample_grad_norms(probabilities, X, y, criterion=criterion)
+        np.testing.assert_allclose(norms, reference_norms(probabilities, X, y, "nll"), rtol=1e-10)
+    # -log(softmax) is the cross-entropy of the logits (up to skorch's eps).
+    np.testing.assert_allclose(
+        per_sample_grad_norms(probabilities, X, y, criterion="nll"),
+        per_sample_grad_norms(logits, X, y), rtol=1e-6,
+    )
+
+
+def test_criterion_instance_settings_are_kept():
+    module, X, y = make_case("mlp")
+    criterion = nn.CrossEntropyLoss(label_smoothing=0.1, weight=torch.rand(4).double())
+    np.testing.assert_allclose(
+        per_sample_grad_norms(module, X, y, criterion=criterion),
+        reference_norms(module, X, y, criterion), rtol=1e-10,
+    )
+
+
+def test_probabilities_given_as_logits_warn():
+    module = nn.Sequential(nn.Linear(4, 3), nn.Softmax(dim=1))
+    with pytest.warns(UserWarning, match="like probabilities"):
+        per_sample_grad_norms(module, torch.randn(6, 4), torch.zeros(6, dtype=torch.long))
+
+
+def test_logits_given_as_probabilities_raise():
+    module = nn.Linear(4, 3)
+    with pytest.raises(ValueError, match="outputs probabilities.*criterion='cross_entropy'"):
+        per_sample_grad_norms(module, torch.randn(6, 4) * 10, np.zeros(6, int), criterion="nll")
+
+
+def test_restricted_parameters_give_last_layer_closed_form():
+    module, X, y = make_case("mlp")
+    last = module[3]
+    norms = per_sample_grad_norms(module, X, y, parameters=last.parameters())
+    module.eval()
+    hidden = module[:3](X)
+    error = F.softmax(last(hidden), 1) - F.one_hot(y, 4)
+    closed_form = error.norm(dim=1) * torch.sqrt(hidden.pow(2).sum(1) + 1)
+    np.testing.assert_allclose(norms, closed_form.detach().numpy(), rtol=1e-10)
+    np.testing.assert_allclose(
+        norms, reference_norms(module, X, y, parameters=last.parameters()), rtol=1e-10
+    )
+
+
+def test_frozen_parameters_are_left_out():
+    module, X, y = make_case("cnn_batch_norm")
+    module[0].weight.requires_grad_(False)
+    np.testing.assert_allclose(
+        per_sample_grad_norms(module, X, y), reference_norms(module, X, y), rtol=1e-10
+    )
+
+
+def test_module_state_is_restored_and_grads_untouched():
+    module, X, y = make_case("residual_block")
+    module.train()
+    module.bn1.eval()
+    per_sample_grad_norms(module, X, y)
+    assert module.training and module.conv1.training and not module.bn1.training
+    assert all(p.grad is None for p in module.parameters())
+    assert all(not layer._forward_hooks for layer in module.modules())
+
+
+def test_eval_mode_uses_running_statistics():
+    module, X, y = make_case("cnn_batch_norm")
+    running_mean = module[1].running_mean.clone()
+    module.train()
+    per_sample_grad_norms(module, X, y)
+    torch.testing.assert_close(module[1].running_mean, running_mean)
+
+
+def test_lazy_module_numpy_inputs_and_device():
+    torch.manual_seed(0)
+    module = TinyMLP(n_classes=3)
+    X = np.random.RandomState(0).normal(size=(10, 2, 4))  # float64, cast to float32
+    y = np.arange(10) % 3
+    norms = per_sample_grad_norms(module, X, y, device="cpu")
+    assert norms.dtype == np.float64 and norms.shape == (10,)
+    expected = reference_norms(module, torch.tensor(X, dtype=torch.float32), torch.tensor(y))
+    np.testing.assert_allclose(norms, expected, rtol=1e-4)
+
+
+def test_dict_inputs_are_keyword_arguments():
+    class TwoInputs(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Linear(3, 2), nn.Linear(4, 2)
+
+        def forward(self, left, right):
+            return self.a(left) + self.b(right)
+
+    torch.manual_seed(0)
+    module = TwoInputs().double()
+    left, right = torch.randn(8, 3).double(), torch.randn(8, 4).double()
+    y = torch.randint(0, 2, (8,))
+    norms = _grad_norms_of_batches(module, [({"left": left, "right": right}, y)])
+    module.eval()
+    expected = []
+    for i in range(8):
+        loss = F.cross_entropy(module(left[i:i + 1], right[i:i + 1]), y[i:i + 1])
+        grads = torch.autograd.grad(loss, list(module.parameters()))
+        expected.append(torch.sqrt(sum(g.pow(2).sum() for g in grads)).item())
+    np.testing.assert_allclose(norms, expected, rtol=1e-10)
+
+
+@pytest.mark.parametrize(
+    "module, X, y, match",
+    [
+        (nn.Linear(4, 3), torch.randn(5, 4), torch.tensor([0, 1, 2, 3, 0]), "Labels must index"),
+        (nn.Linear(4, 3), torch.randn(5, 4), torch.tensor([0, 1, -1, 2, 0]), "Labels must index"),
+        (nn.Conv1d(4, 3, 1), torch.randn(5, 4, 2), torch.zeros(5, dtype=torch.long),
+         r"shape \(n_samples, n_classes\)"),
+        (nn.Sequential(nn.Linear(4, 3), nn.Flatten(0)), torch.randn(5, 4),
+         torch.zeros(5, dtype=torch.long), r"shape \(n_samples, n_classes\)"),
+        (nn.Sequential(nn.BatchNorm1d(4, track_running_stats=False), nn.Linear(4, 3)),
+         torch.randn(5, 4), torch.zeros(5, dtype=torch.long), "running statistics"),
+        (nn.Linear(4, 3), torch.full((5, 4), float("nan")), torch.zeros(5, dtype=torch.long),
+         "NaN or infinite"),
+        (nn.Linear(4, 3), torch.randn(5, 4), torch.zeros(4, dtype=torch.long), "different lengths"),
+        (nn.Linear(4, 3), torch.randn(5, 4), torch.full((5,), 0.5), "integer class indices"),
+    ],
+)
+def test_bad_input_raises_clear_error(module, X, y, match):
+    with pytest.raises(ValueError, match=match):
+        per_sample_grad_norms(module, X, y)
+
+
+def test_bad_criterion_and_parameters_raise():
+    module, X, y = make_case("mlp")
+    with pytest.raises(ValueError, match="criterion must be"):
+        per_sample_grad_norms(module, X, y, criterion=nn.MSELoss())
+    with pytest.raises(ValueError, match="parameters must be parameters of module"):
+        per_sample_grad_norms(module, X, y, parameters=[nn.Parameter(torch.zeros(2))])
+    with pytest.raises(TypeError, match="torch.nn.Module"):
+        per_sample_grad_norms(lambda x: x, X, y)
+
+
+def test_works_under_no_grad_and_for_tiny_inputs():
+    module, X, y = make_case("residual_block")
+    expected = reference_norms(module, X, y)
+    with torch.no_grad():
+        np.testing.assert_allclose(per_sample_grad_norms(module, X, y), expected, rtol=1e-10)
+    np.testing.assert_allclose(per_sample_grad_norms(module, X[:1], y[:1]), expected[:1])
+    assert per_sample_grad_norms(module, X[:0], y[:0]).shape == (0,)
