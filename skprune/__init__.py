@@ -1,6 +1,7 @@
 """skprune: robust data pruning for scikit-learn and skorch."""
 
 from .base import DataPruner
+from .gradients import per_sample_grad_norms
 from .metrics import (
     CLASS_RECALL_SCORING,
     ClassRecallScorer,
@@ -9,7 +10,13 @@ from .metrics import (
 )
 from .pipeline import Pipeline, make_pipeline
 from .quotas import MetriQ, StrategyQ, allocate_class_counts
-from .strategies import RandomPruner
+from .strategies import (
+    DynamicUncertaintyPruner,
+    EL2NPruner,
+    ForgettingPruner,
+    GraNdPruner,
+    RandomPruner,
+)
 
 __version__ = "0.1.0"
 
@@ -17,6 +24,10 @@ __all__ = [
     "CLASS_RECALL_SCORING",
     "ClassRecallScorer",
     "DataPruner",
+    "DynamicUncertaintyPruner",
+    "EL2NPruner",
+    "ForgettingPruner",
+    "GraNdPruner",
     "MetriQ",
     "Pipeline",
     "RandomPruner",
@@ -25,4 +36,5 @@ __all__ = [
     "class_recall",
     "class_recall_report",
     "make_pipeline",
+    "per_sample_grad_norms",
 ]

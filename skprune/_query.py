@@ -8,6 +8,7 @@ checks behave the same everywhere.
 from contextlib import contextmanager
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 from sklearn.base import clone, is_classifier
 from skorch import NeuralNet
@@ -78,7 +79,7 @@ class DivergenceGuard(Callback):
             epoch = len(net.history)
             raise TrainingDivergedError(
                 f"The query network trained by {self.owner} diverged: its loss became "
-                f"{float(loss)} in epoch {epoch}. Scores computed from it would be "
+                f"{float(torch.as_tensor(loss).detach())} in epoch {epoch}. Scores computed from it would be "
                 "meaningless. Lower the estimator's learning rate (lr), add gradient "
                 "clipping, or check the inputs for NaN or huge values."
             )
@@ -129,9 +130,17 @@ def seeded(seed):
 
 
 def net_inputs(X):
-    """``X`` as a torch module expects it: float64 arrays become float32."""
-    if isinstance(X, np.ndarray) and X.dtype == np.float64:
-        return X.astype(np.float32)
+    """``X`` as a torch module expects it: float64 becomes float32.
+
+    Sparse input becomes a scipy CSR *matrix*: skorch densifies sparse
+    batches one row at a time, which needs 2-D rows (a row of a sparse
+    array is 1-D).
+    """
+    if sp.issparse(X):
+        X = sp.csr_matrix(X)
+    if isinstance(X, np.ndarray) or sp.issparse(X):
+        if X.dtype == np.float64:
+            return X.astype(np.float32)
     return X
 
 

@@ -1,5 +1,7 @@
 """Small data and tiny networks shared by the tests."""
 
+from collections import Counter
+
 import numpy as np
 import pytest
 import torch
@@ -63,3 +65,21 @@ def flipped_digits(digits):
     noisy = y.copy()
     noisy[flipped] = (y[flipped] + rng.randint(1, 10, size=flipped.sum())) % 10
     return X, noisy, flipped
+
+
+def stable_ids(parametrize):
+    """The same estimator checks, with test ids that are equal in every process.
+
+    The checks' default ids show the estimator's repr, and a skorch net's
+    repr shows a set (``_params_to_validate``) whose order changes from one
+    process to the next: pytest-xdist workers would then collect different
+    tests and refuse to run.
+    """
+    argnames, argvalues = parametrize.args
+    argvalues = list(argvalues)
+    ids, seen = [], Counter()
+    for estimator, check in argvalues:
+        name = f"{type(estimator).__name__}-{getattr(check, 'func', check).__name__}"
+        seen[name] += 1
+        ids.append(name if seen[name] == 1 else f"{name}-{seen[name]}")
+    return pytest.mark.parametrize(argnames, argvalues, ids=ids)

@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import make_tiny_net
-from skorch.callbacks import Callback
-from skorch.dataset import ValidSplit
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV
 from sklearn.tree import DecisionTreeClassifier
+from skorch.callbacks import Callback
+from skorch.dataset import ValidSplit
 
 from skprune import MetriQ, RandomPruner, make_pipeline
 from skprune.cache import cached_call, clear_process_cache, fingerprint

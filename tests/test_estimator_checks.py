@@ -1,5 +1,9 @@
-"""scikit-learn's and imbalanced-learn's estimator checks on every pruner."""
+"""scikit-learn's and imbalanced-learn's estimator checks on RandomPruner.
 
+The strategy pruners run the same checks in their own test modules.
+"""
+
+from conftest import stable_ids
 from imblearn.utils.estimator_checks import parametrize_with_checks as imblearn_checks
 from sklearn.linear_model import LogisticRegression
 from sklearn.utils.estimator_checks import parametrize_with_checks as sklearn_checks
@@ -13,11 +17,11 @@ PRUNERS = [
 ]
 
 
-@sklearn_checks(PRUNERS)
+@stable_ids(sklearn_checks(PRUNERS))
 def test_sklearn_compatible(estimator, check):
     check(estimator)
 
 
-@imblearn_checks(PRUNERS)
+@stable_ids(imblearn_checks(PRUNERS))
 def test_imblearn_compatible(estimator, check):
     check(estimator)

@@ -1,0 +1,293 @@
+"""The fairness benchmark (``python -m benchmarks.fairness``), end to end."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pandas as pd
+import pytest
+
+from skprune.datasets import DATASETS, DatasetNotFoundError
+from skprune.models import MODELS, RECIPES, RecipeNet
+
+from benchmarks import fairness
+from benchmarks._cells import pruner_class
+from benchmarks._config import (
+    BenchmarkConfig,
+    Cell,
+    InvalidConfigError,
+    corrected_epochs,
+)
+from benchmarks._report import METRICS
+from benchmarks.presets import PRESETS
+
+
+def preset_config(name):
+    """The settings of a preset, without its execution defaults."""
+    return BenchmarkConfig(**{key: value for key, value in PRESETS[name].items()
+                              if key not in ("description", "n_jobs", "fallback")})
+
+
+REPO = Path(__file__).resolve().parents[1]
+SMOKE = preset_config("smoke")
+ROW_FIELDS = {
+    "protocol", "strategy", "method", "density", "seed", "accuracy", "worst_class_recall",
+    "recall_gap", "recall_std", "mean_class_recall", "class_recall", "class_counts",
+    "validation_class_recall", "n_kept", "n_train", "n_eval", "epochs", "fit_seconds",
+    "config",
+}
+SUMMARY_COLUMNS = ["method", "protocol", "strategy", "density", "mean", "min", "max",
+                   "n_seeds"]
+CLASS_COLUMNS = ["method", "protocol", "strategy", "density", "class", "mean", "min", "max"]
+
+
+def count_trainings(monkeypatch):
+    """Count every network trained (query, MetriQ and final nets) in this process."""
+    calls = []
+    fit = RecipeNet.fit
+
+    def counting_fit(self, X, y=None, **fit_params):
+        calls.append(self.max_epochs)
+        return fit(self, X, y, **fit_params)
+
+    monkeypatch.setattr(RecipeNet, "fit", counting_fit)
+    return calls
+
+
+def run_in_process(out, *options):
+    """``main`` on the smoke preset; returns (exit status, trainings counted)."""
+    with pytest.MonkeyPatch.context() as patch:
+        trainings = count_trainings(patch)
+        status = fairness.main(["--preset", "smoke", "--out", str(out), "--no-progress",
+                                *options])
+    return status, len(trainings)
+
+
+def read_results(out):
+    lines = (Path(out) / "results.jsonl").read_text().splitlines()
+    return [json.loads(line) for line in lines]
+
+
+def metric_tables(out):
+    return {metric: pd.read_csv(Path(out) / "tables" / f"{metric}.csv") for metric in METRICS}
+
+
+def assert_same_tables(out, reference):
+    for metric, table in metric_tables(out).items():
+        pd.testing.assert_frame_equal(table, metric_tables(reference)[metric], obj=metric)
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    """One uninterrupted in-process run of the smoke preset."""
+    out = tmp_path_factory.mktemp("smoke")
+    status, trainings = run_in_process(out)
+    assert status == 0
+    return SimpleNamespace(out=out, trainings=trainings)
+
+
+def test_smoke_preset_writes_every_output(smoke_run):
+    out = smoke_run.out
+    rows = read_results(out)
+    cells = SMOKE.cells()
+    assert len(rows) == len(cells) == 11
+    stored = {Cell(r["protocol"], r["strategy"], r["density"], r["seed"]) for r in rows}
+    assert stored == set(cells)
+    for row in rows:
+        assert set(row) == ROW_FIELDS
+        assert len(row["class_recall"]) == len(row["class_counts"]) == 10
+        assert sum(row["class_counts"].values()) == row["n_kept"]
+        assert row["n_kept"] == round(row["density"] * row["n_train"])
+        assert row["worst_class_recall"] == min(row["class_recall"].values())
+        assert row["config"] == SMOKE.fingerprint()
+        uses_metriq = row["protocol"] in ("Strategy+MetriQ", "Random+MetriQ")
+        assert (row["validation_class_recall"] is not None) == uses_metriq
+        if SMOKE.epochs_correction and row["protocol"] != "Full":
+            assert row["epochs"] == corrected_epochs(3, row["density"])
+
+    config = json.loads((out / "config.json").read_text())
+    assert config["fingerprint"] == SMOKE.fingerprint()
+    for metric in METRICS:
+        table = pd.read_csv(out / "tables" / f"{metric}.csv")
+        assert list(table.columns) == SUMMARY_COLUMNS
+        assert len(table) == len(cells)
+        assert (table["min"] <= table["mean"]).all() and (table["mean"] <= table["max"]).all()
+        markdown = (out / "tables" / f"{metric}.md").read_text()
+        assert markdown.startswith("| method") and "EL2N+MetriQ" in markdown
+        latex = (out / "tables" / f"{metric}.tex").read_text()
+        assert "\\begin{tabular}" in latex and "Random+EL2NQ" in latex
+    for field in ("class_recall", "class_counts"):
+        table = pd.read_csv(out / "tables" / f"{field}.csv")
+        assert list(table.columns) == CLASS_COLUMNS
+        assert len(table) == 10 * len(cells)
+    for name in ("el2n", "strategies"):
+        assert (out / "figures" / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_scores_are_computed_once_per_strategy_and_seed(smoke_run):
+    # One final network per cell, one EL2N query network (n_runs=1) and one
+    # MetriQ network for the seed: scores are shared by the 2 densities and
+    # 3 EL2N protocols, MetriQ recalls by both MetriQ protocols.
+    assert smoke_run.trainings == len(SMOKE.cells()) + 1 + 1
+
+
+def test_rerun_skips_finished_cells(smoke_run, tmp_path):
+    out = tmp_path / "again"
+    shutil.copytree(smoke_run.out, out)
+    before = (out / "results.jsonl").read_bytes()
+    status, trainings = run_in_process(out)
+    assert status == 0
+    assert trainings == 0
+    assert (out / "results.jsonl").read_bytes() == before
+
+
+def test_kill_and_resume_gives_the_same_tables(smoke_run, tmp_path):
+    out = tmp_path / "killed"
+    results = out / "results.jsonl"
+    # One torch thread, as in this process (tests/conftest.py), so that the
+    # subprocess computes bit-identical results.
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.fairness", "--preset", "smoke", "--out", str(out),
+         "--no-progress"],
+        cwd=REPO, env=env, start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 120
+    while not (results.exists() and results.read_text().count("\n") >= 2):
+        assert process.poll() is None, process.stderr.read().decode()
+        assert time.monotonic() < deadline, "no cell finished within 2 minutes"
+        time.sleep(0.02)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    process.stderr.close()
+    finished = results.read_text()
+    assert 2 <= finished.count("\n") < len(SMOKE.cells()), "the run ended before the kill"
+    # A kill during a write leaves a partial last line.
+    with open(results, "a") as file:
+        file.write('{"accuracy": 0.9, "class_co')
+
+    with pytest.warns(UserWarning, match="partial line"):
+        status, _ = run_in_process(out)
+    assert status == 0
+    content = results.read_text()
+    assert content.startswith(finished) and content.endswith("\n")
+    rows = read_results(out)
+    keys = [(r["protocol"], r["strategy"], r["density"], r["seed"]) for r in rows]
+    assert len(keys) == len(set(keys)) == len(SMOKE.cells())
+    assert_same_tables(out, smoke_run.out)
+
+
+def test_dask_backend(smoke_run, tmp_path):
+    distributed = pytest.importorskip("distributed")
+    out = tmp_path / "dask"
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster:
+        status = fairness.main(["--preset", "smoke", "--out", str(out), "--no-progress",
+                                "--backend", "dask", "--scheduler", cluster.scheduler_address])
+    assert status == 0
+    assert len(read_results(out)) == len(SMOKE.cells())
+    assert_same_tables(out, smoke_run.out)
+    # Workers share the disk cache: one entry for the EL2N scores, one for
+    # the MetriQ recalls, however many workers used them.
+    entries = [path for path in (out / "cache").rglob("output.pkl")]
+    assert len(entries) == 2
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--dataset", "mnist", "--model", "mlp"], "unknown dataset 'mnist'"),
+    (["--preset", "smoke", "--model", "transformer"], "unknown model 'transformer'"),
+    (["--preset", "smoke", "--recipe", "fast"], "unknown recipe 'fast'"),
+    (["--preset", "smoke", "--strategies", "el2n", "magic"], "invalid choice: 'magic'"),
+    (["--preset", "smoke", "--protocols", "Oracle"], "invalid choice: 'Oracle'"),
+    (["--preset", "smoke", "--densities", "0"], "must be in (0, 1]; got '0'"),
+    (["--preset", "smoke", "--densities", "0.5", "1.5"], "must be in (0, 1]; got '1.5'"),
+    (["--preset", "smoke", "--seeds", "-1"], "non-negative integers"),
+    (["--preset", "smoke", "--backend", "dask"], "--backend dask needs --scheduler"),
+    (["--out", "somewhere"], "give --dataset and --model, or a --preset"),
+])
+def test_bad_input_gets_a_clear_error(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        fairness.main(argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_density_below_one_sample_per_class(tmp_path, capsys):
+    status = fairness.main(["--preset", "smoke", "--densities", "0.001", "--out",
+                            str(tmp_path), "--no-progress"])
+    assert status == 1
+    assert "fewer than one sample per class" in capsys.readouterr().err
+
+
+def test_missing_dataset_files_say_how_to_get_them(tmp_path, capsys):
+    status = fairness.main(["--dataset", "fashion-mnist", "--model", "mlp", "--data-root",
+                            str(tmp_path / "empty"), "--out", str(tmp_path / "out")])
+    assert status == 1
+    err = capsys.readouterr().err
+    assert "Fashion-MNIST file" in err and "apt-get install dataset-fashion-mnist" in err
+
+
+def test_other_settings_into_the_same_directory_fail(smoke_run, tmp_path, capsys):
+    out = tmp_path / "changed"
+    shutil.copytree(smoke_run.out, out)
+    status, _ = run_in_process(out, "--epochs", "5")
+    assert status == 1
+    assert "different configuration (net_params" in capsys.readouterr().err
+
+
+def test_demo_falls_back_to_digits_without_fashion_mnist(monkeypatch, capsys):
+    def missing(dataset, data_root=None, n_train=None):
+        raise DatasetNotFoundError(f"{dataset} files not found; install them.")
+
+    class Stop(Exception):
+        pass
+
+    def capture(config, out_dir, **options):
+        raise Stop(config)
+
+    monkeypatch.setattr(fairness, "load_benchmark_data", missing)
+    monkeypatch.setattr(fairness, "run_benchmark", capture)
+    with pytest.raises(Stop) as stop:
+        fairness.main(["--preset", "demo", "--out", "unused"])
+    config = stop.value.args[0]
+    assert config.dataset == "digits" and config.n_train is None
+    assert "falls back to the 'digits' dataset" in capsys.readouterr().err
+
+
+def test_grid_runs_strategy_free_protocols_once():
+    config = BenchmarkConfig(
+        dataset="digits", model="mlp", strategies=["random", "el2n", "forgetting"],
+        densities=[0.5], seeds=[0, 1],
+    )
+    cells = config.cells()
+    assert len(cells) == len(set(cells))
+    per_seed = 1 + 2 + 2 * 3  # Full, Random(+MetriQ), two strategies x three protocols
+    assert len(cells) == 2 * per_seed
+    assert {c.strategy for c in cells if c.protocol in ("Random", "Random+MetriQ")} == {"-"}
+
+
+def test_epoch_correction_matches_the_paper():
+    assert corrected_epochs(160, 1.0) == 160
+    assert corrected_epochs(160, 0.5) == 240  # 160 * 0.75 / 0.5
+    assert corrected_epochs(200, 0.1) == 1100
+    with pytest.raises(InvalidConfigError, match="strategy 'magic'"):
+        BenchmarkConfig(dataset="digits", model="mlp", strategies=["magic"])
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_presets_are_valid(name):
+    preset = PRESETS[name]
+    config = preset_config(name)
+    assert config.dataset in DATASETS and config.model in MODELS and config.recipe in RECIPES
+    for strategy in config.strategies:
+        pruner_class(strategy)(**config.strategy_params.get(strategy, {}))
+    if "fallback" in preset:
+        assert preset["fallback"]["dataset"] in DATASETS
