@@ -33,7 +33,7 @@ def sweep_seconds(X, y, cached):
     size = skprune.cache.PROCESS_CACHE_SIZE
     skprune.cache.PROCESS_CACHE_SIZE = size if cached else 0
     try:
-        net = make_net("mlp", 10, "digits-mlp", input_shape=(1, 8, 8), max_epochs=10)
+        net = make_net("mlp", 10, "digits-mlp", max_epochs=10)
         pipe = make_pipeline(
             EL2NPruner(net, epochs=2, n_runs=2, random_state=0),
             LogisticRegression(max_iter=300),
@@ -68,7 +68,7 @@ def main(argv=None):
     torch.set_num_threads(1)
 
     X, y = load_digits(return_X_y=True)
-    X = (X / 16.0).astype(np.float32).reshape(-1, 1, 8, 8)
+    X = (X / 16.0).astype(np.float32)
     with_cache, without_cache = [], []
     for _ in range(args.repeats):  # interleaved, so load drifts hit both alike
         with_cache.append(sweep_seconds(X, y, cached=True))

@@ -1,0 +1,1 @@
+"""Benchmarks of skprune: the paper's fairness figures and speed measurements."""

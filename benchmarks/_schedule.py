@@ -1,0 +1,60 @@
+"""Which cells run when, so that shared scores are computed once.
+
+Cells of one strategy and seed share that strategy's scores, and the MetriQ
+cells of a seed share its validation recalls; both come from the disk cache
+once computed. Started side by side, sibling cells would each compute them:
+wasted work, not wrong results.
+"""
+
+from ._config import NO_STRATEGY
+
+_METRIQ_PROTOCOLS = ("Strategy+MetriQ", "Random+MetriQ")
+
+
+def schedule(pending):
+    """Split pending cells into two stages that compute shared results once.
+
+    The first stage runs, for every shared computation, one "leader" cell
+    that needs only it (or, when no pending cell does, a warm-up fit that
+    only fills the cache), next to the cells that share nothing. The second
+    stage runs the rest, which then read from the cache.
+
+    Parameters
+    ----------
+    pending : list of Cell
+
+    Returns
+    -------
+    warmups : list of (protocol, strategy, seed)
+        Cache-filling fits for :func:`benchmarks._cells.warm_cache`.
+    first, rest : list of Cell
+        The cells of each stage.
+    """
+    needs = {cell: shared_computations(cell) for cell in pending}
+    leaders = {}
+    for cell, computations in needs.items():
+        if len(computations) == 1:
+            leaders.setdefault(computations[0], cell)
+    every_computation = dict.fromkeys(c for computations in needs.values() for c in computations)
+    warmups = [computation for computation in every_computation if computation not in leaders]
+    first = list(leaders.values()) + [cell for cell in pending if not needs[cell]]
+    rest = [cell for cell in pending if needs[cell] and cell not in first]
+    return warmups, first, rest
+
+
+def shared_computations(cell):
+    """The cached results a cell reads, each named by the cheapest fit that computes it.
+
+    A strategy's scores are computed by its ``Strategy`` pruner, MetriQ's
+    recalls by the ``Random+MetriQ`` pruner (whose random scores cost nothing).
+
+    Returns
+    -------
+    list of (protocol, strategy, seed)
+    """
+    computations = []
+    if cell.strategy != NO_STRATEGY:
+        computations.append(("Strategy", cell.strategy, cell.seed))
+    if cell.protocol in _METRIQ_PROTOCOLS:
+        computations.append(("Random+MetriQ", NO_STRATEGY, cell.seed))
+    return computations

@@ -1,0 +1,316 @@
+"""Fairness benchmark: the paper's Figures 1-2 as tables and figures.
+
+For every protocol x strategy x density x seed, prune the training set, train
+the network on what is kept and measure accuracy and class-wise fairness on
+held-out test data (DESIGN.md section 6). Finished cells are saved as they
+come, so an interrupted run resumes where it stopped.
+
+Examples
+--------
+Seconds-long check, then the demo that ``make demo`` runs::
+
+    python -m benchmarks.fairness --preset smoke --out results/smoke
+    python -m benchmarks.fairness --preset demo --out results/demo
+
+A custom grid, four cells at a time, or on a dask cluster::
+
+    python -m benchmarks.fairness --dataset fashion-mnist --model mlp \\
+        --strategies el2n forgetting --protocols Random Strategy Random+MetriQ \\
+        --densities 0.2 0.5 --seeds 0 1 2 --n-jobs 4 --out results/mine
+    python -m benchmarks.fairness --preset fashion-mnist-full --out results/fm \\
+        --backend dask --scheduler tcp://10.0.0.1:8786
+
+Outputs under ``--out``: ``results.jsonl`` (one row per cell), ``config.json``,
+``tables/<metric>.csv|md|tex``, ``tables/class_recall.csv``,
+``tables/class_counts.csv`` and ``figures/*.png``; scores are cached in
+``cache/``.
+"""
+
+import argparse
+import dataclasses
+import os
+import sys
+import textwrap
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from joblib import Parallel, delayed, effective_n_jobs, parallel_config
+from tqdm.auto import tqdm
+
+from skprune.datasets import DATASETS
+from skprune.models import MODELS, RECIPES
+
+from ._cells import pruner_class, run_cell, warm_cache
+from ._config import (
+    STRATEGY_CLASSES,
+    BenchmarkConfig,
+    InvalidConfigError,
+    check_density,
+)
+from ._data import load_benchmark_data
+from ._report import METRICS, display_table, summarize, to_markdown, write_report
+from ._results import OutputDirectoryError, ResultStore
+from ._schedule import schedule
+from .presets import ALL_PROTOCOLS, PRESETS
+
+
+def run_benchmark(config, out_dir, *, n_jobs=1, backend="loky", scheduler=None,
+                  progress=True, log=print):
+    """Run every unfinished cell of ``config``, then write tables and figures.
+
+    Parameters
+    ----------
+    config : BenchmarkConfig
+    out_dir : str or Path
+        Results, tables, figures and the score cache go here; cells already
+        in its ``results.jsonl`` are skipped.
+    n_jobs : int, default=1
+        Cells run at once (joblib semantics: -1 = every core or dask thread).
+    backend : {"loky", "dask"}, default="loky"
+    scheduler : str, default=None
+        Address of the dask scheduler, with ``backend="dask"``.
+    progress : bool, default=True
+        Show progress bars (on stderr).
+    log : callable, default=print
+
+    Returns
+    -------
+    dict
+        ``rows`` (every finished row), ``tables`` and ``figures`` (paths).
+    """
+    out_dir = Path(out_dir)
+    data = load_benchmark_data(config.dataset, config.data_root, config.n_train)
+    _check_densities(config, data)
+    cells = config.cells()
+    with ResultStore(out_dir, config) as store:
+        pending = [cell for cell in cells if cell not in store]
+        log(
+            f"Fairness benchmark{f' ({config.preset})' if config.preset else ''}: "
+            f"{config.dataset}, {len(data.y_train)} training rows, "
+            f"{len(data.y_test) // 2} validation + {len(data.y_test) - len(data.y_test) // 2} "
+            f"evaluation rows, model {config.model}; {len(cells)} cells, "
+            f"{len(cells) - len(pending)} already done -> {out_dir}"
+        )
+        if pending:
+            _run_pending(config, pending, store, out_dir, n_jobs=n_jobs, backend=backend,
+                         scheduler=scheduler, total=len(cells), progress=progress)
+        rows = list(store.rows.values())
+    paths = write_report(rows, out_dir)
+    return {"rows": rows, **paths}
+
+
+def _run_pending(config, pending, store, out_dir, *, n_jobs, backend, scheduler, total,
+                 progress):
+    settings, fingerprint = config.to_dict(), config.fingerprint()
+    cache_dir = str(out_dir / "cache")
+    warmups, first, rest = schedule(pending)
+    with _execution(backend, scheduler, n_jobs) as (jobs, torch_threads):
+        parallel = Parallel(n_jobs=jobs, return_as="generator_unordered", batch_size=1)
+        bar = tqdm(total=total, initial=total - len(pending), desc="cells", unit="cell",
+                   disable=not progress)
+        with bar:
+            for stage in (
+                [delayed(warm_cache)(settings, *task, cache_dir, torch_threads)
+                 for task in warmups]
+                + [delayed(run_cell)(settings, cell, cache_dir, fingerprint, torch_threads)
+                   for cell in first],
+                [delayed(run_cell)(settings, cell, cache_dir, fingerprint, torch_threads)
+                 for cell in rest],
+            ):
+                for row in parallel(stage) if stage else ():
+                    if row is not None:  # warm-up tasks return nothing
+                        store.append(row)
+                        bar.update()
+
+
+@contextmanager
+def _execution(backend, scheduler, n_jobs):
+    """Set up the joblib backend; yields its number of jobs and torch threads per job."""
+    if backend == "dask":
+        from distributed import Client
+
+        with Client(scheduler), parallel_config(backend="dask"):
+            # Every dask thread runs one cell at a time, with one torch thread.
+            yield (-1 if n_jobs is None else n_jobs), 1
+        return
+    n_jobs = 1 if n_jobs is None else n_jobs
+    n_workers = effective_n_jobs(n_jobs)
+    if n_workers == 1:
+        # Runs in this process: torch keeps the threads it has.
+        yield 1, None
+    else:
+        yield n_jobs, max(1, (os.cpu_count() or 1) // n_workers)
+
+
+def _check_densities(config, data):
+    n_classes, n_train = len(data.classes), len(data.y_train)
+    too_low = [d for d in config.densities if round(d * n_train) < n_classes]
+    if too_low:
+        raise InvalidConfigError(
+            f"Densities {too_low} keep fewer than one sample per class ({n_classes} "
+            f"classes, {n_train} training rows); use densities of at least "
+            f"{(n_classes - 0.5) / n_train:.3g}."
+        )
+
+
+# Command line -------------------------------------------------------------
+
+
+def _density(text):
+    try:
+        return check_density(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def build_parser():
+    """The ``argparse`` parser of ``python -m benchmarks.fairness``."""
+    presets = "\n".join(f"  {name:<28} {preset['description']}"
+                        for name, preset in PRESETS.items())
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.fairness",
+        description=textwrap.fill(
+            "Benchmark data pruning on accuracy and class-wise fairness (worst-class "
+            "recall, best-worst recall gap, std of class recall), as in Figures 1-2 of "
+            "'Towards Robust Data Pruning'. Options override the --preset's values.", 79
+        ),
+        epilog=f"presets:\n{presets}\n\n" + textwrap.fill(
+            "outputs under --out: results.jsonl (one row per finished cell; a rerun skips "
+            "them), config.json, tables/<metric>.csv|md|tex for accuracy, "
+            "worst_class_recall, recall_gap and recall_std, tables/class_recall.csv, "
+            "tables/class_counts.csv, figures/<strategy>.png, figures/strategies.png, "
+            "and cache/ (scores shared by cells).", 79
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--preset", choices=list(PRESETS), help="start from these settings")
+    parser.add_argument("--dataset", help=f"one of {', '.join(DATASETS)}")
+    parser.add_argument("--data-root", metavar="DIR", help="where the dataset's files are")
+    parser.add_argument("--n-train", type=int, metavar="N",
+                        help="train on a stratified subsample of N rows")
+    parser.add_argument("--model", help=f"one of {', '.join(MODELS)}")
+    parser.add_argument("--recipe", help=f"training settings, one of {', '.join(RECIPES)}")
+    parser.add_argument("--epochs", type=int, metavar="E",
+                        help="epochs of a full-data run (overrides the recipe's)")
+    parser.add_argument("--strategies", nargs="+", choices=list(STRATEGY_CLASSES),
+                        metavar="STRATEGY", help=f"of {', '.join(STRATEGY_CLASSES)}")
+    parser.add_argument("--protocols", nargs="+", choices=ALL_PROTOCOLS, metavar="PROTOCOL",
+                        help=f"of {', '.join(ALL_PROTOCOLS)}")
+    parser.add_argument("--densities", nargs="+", type=_density, metavar="DENSITY",
+                        help="fractions of the training set kept, in (0, 1]")
+    parser.add_argument("--seeds", nargs="+", type=int, metavar="SEED",
+                        help="one run of every cell per seed")
+    parser.add_argument("--epochs-correction", action=argparse.BooleanOptionalAction,
+                        help="train at density f for E*(0.5+0.5f)/f epochs (the paper's)")
+    parser.add_argument("--full-reference", action=argparse.BooleanOptionalAction,
+                        help="also train on the whole training set once per seed")
+    parser.add_argument("--out", metavar="DIR",
+                        help="output directory (default: results/<preset>)")
+    parser.add_argument("--n-jobs", type=int, metavar="N",
+                        help="cells run at once; -1: every core (loky) or dask thread")
+    parser.add_argument("--backend", choices=["loky", "dask"], default="loky",
+                        help="joblib backend (default: loky)")
+    parser.add_argument("--scheduler", metavar="ADDRESS",
+                        help="dask scheduler address, with --backend dask")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    return parser
+
+
+def config_from_args(args, parser, fallback=False):
+    """The :class:`BenchmarkConfig` that a preset and the given options describe.
+
+    With ``fallback=True`` the preset's ``fallback`` settings (used when its
+    dataset is missing) replace its own before the options apply.
+    """
+    preset = dict(PRESETS[args.preset]) if args.preset else {}
+    if fallback:
+        preset.update(preset["fallback"])
+    fields = {field.name for field in dataclasses.fields(BenchmarkConfig)}
+    settings = {name: value for name, value in preset.items() if name in fields}
+    settings["net_params"] = dict(settings.get("net_params", {}))
+    for name in ("dataset", "data_root", "n_train", "model", "recipe", "strategies",
+                 "protocols", "densities", "seeds", "epochs_correction", "full_reference"):
+        value = getattr(args, name)
+        if value is not None:
+            settings[name] = value
+    if args.epochs is not None:
+        settings["net_params"]["max_epochs"] = args.epochs
+    settings["preset"] = args.preset
+    missing = [f"--{name}" for name in ("dataset", "model") if name not in settings]
+    if missing:
+        parser.error(f"give {' and '.join(missing)}, or a --preset ({', '.join(PRESETS)}).")
+    try:
+        return BenchmarkConfig(**settings)
+    except InvalidConfigError as exc:
+        parser.error(str(exc))
+
+
+def _check_names(config, parser):
+    """Unknown names fail before any work starts."""
+    if config.dataset not in DATASETS:
+        parser.error(f"unknown dataset {config.dataset!r}; choose from {', '.join(DATASETS)}.")
+    if config.model not in MODELS:
+        parser.error(f"unknown model {config.model!r}; choose from {', '.join(MODELS)}.")
+    if config.recipe is not None and config.recipe not in RECIPES:
+        parser.error(f"unknown recipe {config.recipe!r}; choose from {', '.join(RECIPES)}.")
+    for strategy in config.strategies:
+        try:
+            pruner_class(strategy)
+        except ImportError as exc:
+            parser.error(str(exc))
+
+
+def _has_fallback(args):
+    """Whether a missing dataset may be replaced: the preset's, not one asked for."""
+    return args.dataset is None and "fallback" in PRESETS.get(args.preset or "", {})
+
+
+def main(argv=None):
+    """Run the benchmark from the command line; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.backend == "dask" and not args.scheduler:
+        parser.error("--backend dask needs --scheduler ADDRESS (for example "
+                     "tcp://127.0.0.1:8786, printed by `dask scheduler`).")
+    if args.scheduler and args.backend != "dask":
+        parser.error("--scheduler is only used with --backend dask.")
+    config = config_from_args(args, parser)
+    _check_names(config, parser)
+    out_dir = Path(args.out or Path("results") / (args.preset or "fairness"))
+    n_jobs = args.n_jobs
+    if n_jobs is None and args.backend == "loky":
+        n_jobs = PRESETS.get(args.preset or "", {}).get("n_jobs", 1)
+
+    start = time.perf_counter()
+    try:
+        try:
+            load_benchmark_data(config.dataset, config.data_root, config.n_train)
+        except FileNotFoundError as exc:
+            if not _has_fallback(args):
+                raise
+            config = config_from_args(args, parser, fallback=True)
+            print(f"Note: {exc}\nThe {args.preset} preset falls back to the "
+                  f"{config.dataset!r} dataset.", file=sys.stderr)
+        result = run_benchmark(config, out_dir, n_jobs=n_jobs, backend=args.backend,
+                               scheduler=args.scheduler, progress=not args.no_progress)
+    except (FileNotFoundError, InvalidConfigError, OutputDirectoryError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"\nInterrupted. Finished cells are saved in {out_dir / 'results.jsonl'}; "
+              "run the same command again to resume.", file=sys.stderr)
+        return 130
+
+    summary = summarize(result["rows"])
+    for metric, title in METRICS.items():
+        print(f"\n{title} (mean over seeds [min, max]) by density:\n")
+        print(to_markdown(display_table(summary, metric)))
+    print(f"\nDone in {time.perf_counter() - start:.0f} s. Results: {out_dir / 'results.jsonl'}; "
+          f"tables: {out_dir / 'tables'}; figures: "
+          + ", ".join(str(path) for path in result["figures"]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

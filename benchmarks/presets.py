@@ -1,0 +1,104 @@
+"""Named settings of the fairness benchmark (``--preset NAME``).
+
+Each preset is plain data: the fields of
+:class:`benchmarks._config.BenchmarkConfig` plus, optionally, ``n_jobs`` (how
+many cells run at once by default) and ``fallback`` (fields that replace the
+dataset's when its files are missing, so that a demo still runs). Options
+given on the command line override a preset's values.
+"""
+
+ALL_STRATEGIES = ["random", "grand", "el2n", "forgetting", "dynunc"]
+ALL_PROTOCOLS = ["Random", "Strategy", "Strategy+MetriQ", "Random+StrategyQ", "Random+MetriQ"]
+
+PRESETS = {
+    # The tests run this one: every protocol, on data and a network small
+    # enough that the whole grid takes seconds.
+    "smoke": {
+        "description": "seconds-long run of every protocol on scikit-learn's 8x8 digits",
+        "dataset": "digits",
+        "model": "mlp",
+        "recipe": "digits-mlp",
+        "net_params": {"max_epochs": 3, "module__hidden": [32]},
+        "strategies": ["random", "el2n"],
+        "strategy_params": {"el2n": {"n_runs": 1}},
+        "protocols": ALL_PROTOCOLS,
+        "densities": [0.3, 0.6],
+        "seeds": [0],
+        "epochs_correction": True,
+        "full_reference": True,
+        "n_jobs": 1,
+    },
+    # What `make demo` runs: real data with a clearly hardest class (shirt),
+    # sized to finish in about 4 minutes on 2 busy CPU cores (10 at most).
+    # EL2N and Forgetting keep the hardest samples, which at low densities
+    # starves the easy classes: the paper's bias shows within minutes.
+    "demo": {
+        "description": "Fashion-MNIST, a CPU-sized MLP, EL2N and Forgetting, 2 seeds",
+        "dataset": "fashion-mnist",
+        "n_train": 10000,
+        "model": "mlp",
+        "recipe": "fashion-mnist-mlp",
+        "net_params": {"max_epochs": 6},
+        "strategies": ["el2n", "forgetting"],
+        "strategy_params": {"el2n": {"n_runs": 3}, "forgetting": {"n_runs": 1}},
+        "protocols": ["Random", "Strategy", "Strategy+MetriQ", "Random+MetriQ"],
+        "densities": [0.2, 0.4, 0.7],
+        "seeds": [0, 1],
+        "epochs_correction": True,
+        "full_reference": True,
+        "n_jobs": -1,
+        "fallback": {
+            "dataset": "digits",
+            "n_train": None,
+            "recipe": "digits-mlp",
+            "net_params": {"max_epochs": 20},
+        },
+    },
+    "fashion-mnist-full": {
+        "description": "Fashion-MNIST, every strategy and protocol, 5 densities, 3 seeds",
+        "dataset": "fashion-mnist",
+        "model": "cnn",
+        "recipe": "fashion-mnist-cnn",
+        "net_params": {},
+        "strategies": ALL_STRATEGIES,
+        "strategy_params": {},
+        "protocols": ALL_PROTOCOLS,
+        "densities": [0.1, 0.3, 0.5, 0.7, 0.9],
+        "seeds": [0, 1, 2],
+        "epochs_correction": True,
+        "full_reference": True,
+        "n_jobs": -1,
+    },
+    # The paper's Figures 1-2 (GPU-sized; data from --data-root). Training
+    # settings (SGD, schedule, epochs) live in skprune.models.RECIPES.
+    "paper-cifar100-vgg19": {
+        "description": "VGG-19 on CIFAR-100 with the paper's settings (GPU)",
+        "dataset": "cifar100",
+        "model": "vgg19",
+        "recipe": "paper-cifar100-vgg19",
+        "net_params": {},
+        "strategies": ALL_STRATEGIES,
+        "strategy_params": {},
+        "protocols": ALL_PROTOCOLS,
+        "densities": [0.1, 0.3, 0.5, 0.7, 0.9],
+        "seeds": [0, 1, 2],
+        "epochs_correction": True,
+        "full_reference": True,
+        "n_jobs": 1,
+    },
+    "paper-tinyimagenet-resnet18": {
+        "description": "ResNet-18 on TinyImageNet with the paper's settings (GPU)",
+        "dataset": "tiny-imagenet",
+        "model": "resnet18",
+        "recipe": "paper-tinyimagenet-resnet18",
+        "net_params": {},
+        "strategies": ALL_STRATEGIES,
+        "strategy_params": {},
+        "protocols": ALL_PROTOCOLS,
+        "densities": [0.1, 0.3, 0.5, 0.7, 0.9],
+        "seeds": [0, 1, 2],
+        "epochs_correction": True,
+        "full_reference": True,
+        "n_jobs": 1,
+    },
+}
