@@ -232,3 +232,28 @@ def test_never_mutates_parameters():
     pruner.fit(X, y)
     assert not hasattr(quota.estimator, "coef_")
     assert set(pruner.get_params()) == set(before)
+
+
+def test_metriq_smoothing_keeps_perfect_classes_alive():
+    X, y = small_imbalanced(n=(100, 100, 100), seed=1)
+    X[y == 2] += 10
+    plain = RandomPruner(LogisticRegression(), density=0.4, quota=MetriQ(validation=0.3),
+                         random_state=0).fit(X, y)
+    smoothed = RandomPruner(LogisticRegression(), density=0.4,
+                            quota=MetriQ(validation=0.3, smoothing=1.0), random_state=0).fit(X, y)
+    # Same recalls (computed once), different weights: class 2 (recall 1 on
+    # 30 validation samples) gets weight (0 + 1) / (30 + 2) instead of 0.
+    assert smoothed.class_recall_ == plain.class_recall_
+    assert smoothed.class_weights_[2] == pytest.approx(1 / 32)
+    assert smoothed.class_counts_[2] > plain.class_counts_[2] == 1
+
+
+def test_metriq_hold_out_on_a_torch_dataset(digits):
+    import torch
+
+    X, y = digits
+    dataset = torch.utils.data.TensorDataset(torch.from_numpy(X), torch.from_numpy(y))
+    pruner = RandomPruner(make_tiny_net(max_epochs=2), density=0.3, quota="metriq",
+                          random_state=0)
+    subset, _ = pruner.fit_resample(dataset, y)
+    assert len(pruner.class_recall_) == 10 and len(subset) == round(0.3 * len(y))

@@ -4,6 +4,7 @@ import numbers
 import warnings
 
 import numpy as np
+import torch
 from sklearn.base import clone
 from sklearn.metrics import recall_score
 from sklearn.model_selection import (
@@ -51,6 +52,15 @@ class MetriQ(BaseQuota):
           ``fit_resample`` and is evaluated on this set (the paper uses half
           of the test set).
 
+    smoothing : float >= 0, default=0.0
+        Pseudo-count ``a`` added to the validation error rates:
+        ``w_k = (e_k + a) / (n_k + 2a)`` for ``e_k`` errors among ``n_k``
+        validation samples of class ``k``. ``0`` is the paper's
+        ``1 - r_k``, under which a class with perfect validation recall keeps
+        a single sample, which can make it the new worst class when the
+        validation set is small or easy; ``a = 1`` (Laplace) keeps such
+        classes in proportion to their remaining uncertainty.
+
     See Also
     --------
     StrategyQ : quotas copied from another pruner's class ratios.
@@ -89,11 +99,13 @@ class MetriQ(BaseQuota):
             "cv_object",
             tuple,
         ],
+        "smoothing": [Interval(numbers.Real, 0, None, closed="left")],
     }
 
-    def __init__(self, estimator=None, validation=0.1):
+    def __init__(self, estimator=None, validation=0.1, smoothing=0.0):
         self.estimator = estimator
         self.validation = validation
+        self.smoothing = smoothing
 
     def class_weights(self, pruner, X, y, classes, seed):
         self._validate_params()
@@ -113,16 +125,22 @@ class MetriQ(BaseQuota):
         if isinstance(pruner.random_state, numbers.Integral):
             key = ("MetriQ", fingerprint(estimator), _validation_key(self.validation),
                    fingerprint((X, y)), seed)
-        recall = cached_call(
+        recall, n_validation = cached_call(
             pruner.memory, key, lambda: self._class_recall(estimator, X, y, classes, seed)
         )
-        weights = 1.0 - recall
+        errors = (1.0 - recall) * n_validation
+        weights = np.where(
+            n_validation > 0,
+            (errors + self.smoothing) / np.maximum(n_validation + 2 * self.smoothing, 1e-300),
+            1.0 - recall,
+        )
         if not np.any(weights > 0):
             weights = np.ones_like(weights)
         class_recall = dict(zip(classes.tolist(), recall.tolist()))
         return weights, {"class_recall_": class_recall}
 
     def _class_recall(self, estimator, X, y, classes, seed):
+        """Validation recall of every class, and its number of validation samples."""
         validation = self.validation
         if isinstance(validation, tuple):
             if len(validation) != 2:
@@ -135,10 +153,8 @@ class MetriQ(BaseQuota):
             y_true, y_pred = np.asarray(y_val), _predict(model, X_val, y)
         elif isinstance(validation, numbers.Real) and not isinstance(validation, numbers.Integral):
             # At least one validation sample per class, or recall is undefined.
-            n_validation = max(int(np.ceil(validation * len(y))), classes.size)
-            splitter = StratifiedShuffleSplit(
-                n_splits=1, test_size=n_validation, random_state=seed
-            )
+            n_held_out = max(int(np.ceil(validation * len(y))), classes.size)
+            splitter = StratifiedShuffleSplit(n_splits=1, test_size=n_held_out, random_state=seed)
             try:
                 train, test = next(splitter.split(np.zeros(len(y)), y))
             except ValueError as exc:
@@ -148,15 +164,18 @@ class MetriQ(BaseQuota):
                     f"({exc}). Use a larger fraction, an int number of folds, or an "
                     "explicit (X_val, y_val)."
                 ) from None
-            model = _fit(estimator, _safe_indexing(X, train), y[train], seed)
-            y_true, y_pred = y[test], _predict(model, _safe_indexing(X, test), y)
+            model = _fit(estimator, _rows(X, train), y[train], seed)
+            y_true, y_pred = y[test], _predict(model, _rows(X, test), y)
         else:
             cv = check_cv(validation, y, classifier=True)
             with seeded(seed):
-                y_pred = cross_val_predict(_prepare(estimator, seed), X, _fit_targets(estimator, y), cv=cv)
+                y_pred = cross_val_predict(
+                    _prepare(estimator, seed), X, _fit_targets(estimator, y), cv=cv
+                )
             y_true, y_pred = y, _decode(estimator, y_pred, y)
 
-        present = np.isin(classes, y_true)
+        n_validation = np.array([np.count_nonzero(y_true == label) for label in classes])
+        present = n_validation > 0
         recall = recall_score(y_true, y_pred, labels=classes, average=None, zero_division=0.0)
         if not present.all():
             warnings.warn(
@@ -166,7 +185,13 @@ class MetriQ(BaseQuota):
                 stacklevel=4,
             )
             recall = np.where(present, recall, recall[present].mean() if present.any() else 0.0)
-        return np.asarray(recall, dtype=float)
+        return np.asarray(recall, dtype=float), n_validation
+
+
+def _rows(X, indices):
+    if isinstance(X, torch.utils.data.Dataset):
+        return torch.utils.data.Subset(X, indices.tolist())
+    return _safe_indexing(X, indices)
 
 
 def _validation_key(validation):
