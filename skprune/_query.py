@@ -144,8 +144,13 @@ def net_inputs(X):
     return X
 
 
-def fit_query_net(net, X, y, seed):
-    """Fit ``net`` on ``(X, y)`` with torch seeded by ``seed``; returns ``net``."""
+def fit_query_net(net, X, y, seed, epochs=None):
+    """Fit ``net`` on ``(X, y)`` with torch seeded by ``seed``; returns ``net``.
+
+    ``epochs`` stops training early while callbacks still see the net's
+    ``max_epochs``, so that a learning-rate schedule keeps the shape of the
+    full run (early-training scores read the start of the real schedule).
+    """
     with seeded(seed):
-        net.fit(net_inputs(X), None if y is None else net_targets(y))
+        net.fit(net_inputs(X), None if y is None else net_targets(y), epochs=epochs)
     return net

@@ -202,3 +202,25 @@ def test_invalid_parameters_raise(digits):
     with pytest.raises(ValueError, match="n_runs"):
         EL2NPruner(net, n_runs=0).fit(X, y)
     assert clone(GraNdPruner(net, layers="last")).layers == "last"
+
+
+class ScheduleProbe(Callback):
+    """Records the schedule length and learning rate every query epoch sees."""
+
+    seen = []
+
+    def on_epoch_begin(self, net, **kwargs):
+        type(self).seen.append((net.max_epochs, net.optimizer_.param_groups[0]["lr"]))
+
+
+def test_early_training_reads_the_start_of_the_full_schedule(digits):
+    from skprune.models import make_net
+
+    X, y = digits
+    ScheduleProbe.seen = []
+    # Drops at 50% and 75% of 20 epochs: two epochs of early training stay
+    # at the initial rate instead of squeezing the schedule into two epochs.
+    net = make_net("mlp", 10, "digits-mlp", max_epochs=20, lr=0.05,
+                   callbacks=[("probe", ScheduleProbe())])
+    EL2NPruner(net, epochs=2, n_runs=1, random_state=0).fit(X[:300], y[:300])
+    assert ScheduleProbe.seen == [(20, 0.05), (20, 0.05)]

@@ -70,7 +70,7 @@ class _EarlyTrainingPruner(DataPruner):
         check_skorch_classifier(self.estimator, owner)
         X, target = net_inputs(X), net_targets(y)
         epochs = self._query_epochs()
-        net = make_query_net(self.estimator, owner=owner, max_epochs=max(epochs, 1))
+        net = make_query_net(self.estimator, owner=owner)
         with seeded(seed):
             net.initialize()
         kind = self._output_kind(net)
@@ -88,7 +88,7 @@ class _EarlyTrainingPruner(DataPruner):
         _check_class_outputs(output, batch_target, kind)
         _check_labels(torch.tensor(target), output.shape[1])
         if epochs > 0:
-            fit_query_net(net, X, target, seed)
+            fit_query_net(net, X, target, seed, epochs=epochs)
         return self._score_net(net, kind, _eval_batches(net, X, target))
 
     def _query_epochs(self):
