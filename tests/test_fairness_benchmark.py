@@ -13,9 +13,6 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 
-from skprune.datasets import DATASETS, DatasetNotFoundError
-from skprune.models import MODELS, RECIPES, RecipeNet
-
 from benchmarks import fairness
 from benchmarks._cells import pruner_class
 from benchmarks._config import (
@@ -26,6 +23,8 @@ from benchmarks._config import (
 )
 from benchmarks._report import METRICS
 from benchmarks.presets import PRESETS
+from skprune.datasets import DATASETS, DatasetNotFoundError
+from skprune.models import MODELS, RECIPES, RecipeNet
 
 
 def preset_config(name):
