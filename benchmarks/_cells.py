@@ -92,15 +92,8 @@ def make_pruner(protocol, strategy, *, density, seed, net, validation, strategy_
 
 
 def pruner_class(strategy):
-    """The skprune pruner class of a strategy name; ``ImportError`` if skprune lacks it."""
-    name = STRATEGY_CLASSES[strategy]
-    try:
-        return getattr(skprune, name)
-    except AttributeError:
-        raise ImportError(
-            f"Strategy {strategy!r} needs skprune.{name}, which this version of skprune "
-            "does not have."
-        ) from None
+    """The skprune pruner class of a strategy name."""
+    return getattr(skprune, STRATEGY_CLASSES[strategy])
 
 
 def warm_cache(settings, protocol, strategy, seed, cache_dir, torch_threads=None):

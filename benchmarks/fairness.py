@@ -41,7 +41,7 @@ from tqdm.auto import tqdm
 from skprune.datasets import DATASETS
 from skprune.models import MODELS, RECIPES
 
-from ._cells import pruner_class, run_cell, warm_cache
+from ._cells import run_cell, warm_cache
 from ._config import (
     STRATEGY_CLASSES,
     BenchmarkConfig,
@@ -254,11 +254,6 @@ def _check_names(config, parser):
         parser.error(f"unknown model {config.model!r}; choose from {', '.join(MODELS)}.")
     if config.recipe is not None and config.recipe not in RECIPES:
         parser.error(f"unknown recipe {config.recipe!r}; choose from {', '.join(RECIPES)}.")
-    for strategy in config.strategies:
-        try:
-            pruner_class(strategy)
-        except ImportError as exc:
-            parser.error(str(exc))
 
 
 def _has_fallback(args):
