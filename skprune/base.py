@@ -2,6 +2,7 @@
 
 import numbers
 import os
+import warnings
 from abc import abstractmethod
 
 import numpy as np
@@ -206,6 +207,13 @@ class DataPruner(BaseSampler):
         return y, one_hot
 
     def _fit_resample(self, X, y):
+        try:
+            return self._prune(X, y)
+        finally:
+            # The memo holds the data: a fitted pruner must not keep (or pickle) it.
+            self.__dict__.pop("_data_fingerprint_memo", None)
+
+    def _prune(self, X, y):
         classes, y_encoded = np.unique(y, return_inverse=True)
         class_sizes = np.bincount(y_encoded)
         n_keep = round(self.density * y.shape[0])
@@ -244,10 +252,33 @@ class DataPruner(BaseSampler):
         kept = self.sample_indices_
         return _take_rows(X, X, kept), y[kept]
 
+    def _data_fingerprint(self, X, y):
+        """Fingerprint of the data being pruned, hashed once per fit.
+
+        Scores and quota statistics (MetriQ) key their cache entries on it.
+        ``None`` when the data cannot be hashed: then nothing is cached.
+        """
+        memo = self.__dict__.get("_data_fingerprint_memo")
+        if memo is not None and memo[0] is X and memo[1] is y:
+            return memo[2]
+        try:
+            key = fingerprint((X, y))
+        except Exception as exc:  # e.g. a Dataset that cannot be pickled
+            warnings.warn(
+                f"{type(self).__name__} does not cache scores: its data cannot be "
+                f"hashed ({exc}).",
+                UserWarning,
+                stacklevel=4,
+            )
+            key = None
+        self._data_fingerprint_memo = (X, y, key)
+        return key
+
     def _scores(self, X, y, seed):
         n_runs = getattr(self, "n_runs", 1)
         cacheable = self._cache_scores and isinstance(self.random_state, numbers.Integral)
-        data_key = fingerprint((X, y)) if cacheable else None
+        data_key = self._data_fingerprint(X, y) if cacheable else None
+        cacheable = cacheable and data_key is not None
         score_params = {
             name: value
             for name, value in self.get_params(deep=False).items()

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from conftest import make_tiny_net
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV
@@ -162,3 +163,30 @@ def test_grid_search_trains_one_scoring_and_one_metriq_net_per_fold(digits):
     pipe.set_params(grandpruner__random_state=None)
     GridSearchCV(pipe, {"grandpruner__density": [0.3, 0.5, 0.7]}, cv=2).fit(X, y)
     assert CountTrainings.scoring == 3 * 2 + 1
+
+
+class UnpicklableDataset(torch.utils.data.Dataset):
+    """A Dataset that cannot be hashed (it holds a lambda)."""
+
+    def __init__(self, X, y):
+        self.X, self.y, self.transform = X, y, lambda row: row
+
+    def __len__(self):
+        return len(self.y)
+
+    def __getitem__(self, index):
+        return self.transform(self.X[index]), self.y[index]
+
+
+def test_unhashable_data_is_scored_without_cache(digits):
+    from skprune import EL2NPruner
+
+    X, y = digits
+    dataset = UnpicklableDataset(X[:300], y[:300])
+    pruner = EL2NPruner(make_tiny_net(max_epochs=2), n_runs=1, epochs=1, density=0.5,
+                        quota="metriq", random_state=0)
+    with pytest.warns(UserWarning, match="cannot be hashed"):
+        subset, _ = pruner.fit_resample(dataset, y[:300])
+    assert len(subset) == 150
+    # The data is hashed once per fit, and the memo does not outlive it.
+    assert "_data_fingerprint_memo" not in vars(pruner)

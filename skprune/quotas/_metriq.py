@@ -122,9 +122,12 @@ class MetriQ(BaseQuota):
                 f"{type(estimator).__name__}."
             )
         key = None
+        data_key = None
         if isinstance(pruner.random_state, numbers.Integral):
+            data_key = pruner._data_fingerprint(X, y)
+        if data_key is not None:
             key = ("MetriQ", fingerprint(estimator), _validation_key(self.validation),
-                   fingerprint((X, y)), seed)
+                   data_key, seed)
         recall, n_validation = cached_call(
             pruner.memory, key, lambda: self._class_recall(estimator, X, y, classes, seed)
         )
