@@ -1,5 +1,6 @@
 """skprune: robust data pruning for scikit-learn and skorch."""
 
+from ._version import __version__  # noqa: F401  (public)
 from .base import DataPruner
 from .gradients import per_sample_grad_norms
 from .metrics import (
@@ -17,8 +18,6 @@ from .strategies import (
     GraNdPruner,
     RandomPruner,
 )
-
-__version__ = "0.1.0"
 
 __all__ = [
     "CLASS_RECALL_SCORING",

@@ -11,7 +11,9 @@ from ._query import (
     TrainingDivergedError,
     check_skorch_classifier,
     fit_query_net,
+    initialize_checked,
     make_query_net,
+    net_targets,
 )
 from .callbacks import PositionBatchSampler, TrainingDynamicsRecorder, output_kind
 
@@ -151,7 +153,8 @@ def record_dynamics(estimator, X, y, seed, *, owner, record="train"):
         If the training loss, or a recorded probability, is not finite.
     """
     check_skorch_classifier(estimator, owner)
-    if output_kind(estimator.criterion) is None:
+    kind = output_kind(estimator.criterion)
+    if kind is None:
         raise ValueError(
             f"{owner} reads true-class probabilities from the network's output, and "
             "needs to know whether it is probabilities or logits: use "
@@ -184,6 +187,7 @@ def record_dynamics(estimator, X, y, seed, *, owner, record="train"):
     net = make_query_net(
         estimator, owner=owner, callbacks=[(_RECORDER_NAME, recorder)], **params
     )
+    initialize_checked(net, X, net_targets(y), kind, seed)
     fit_query_net(net, X, y, seed)
     recorder = dict(net.callbacks_)[_RECORDER_NAME]
     if not np.isfinite(recorder.proba_).all():

@@ -13,6 +13,10 @@ import torch
 from sklearn.base import clone, is_classifier
 from skorch import NeuralNet
 from skorch.callbacks import Callback
+from skorch.dataset import unpack_data
+from skorch.utils import to_device
+
+from .gradients import _check_class_outputs, _check_labels, _forward
 
 
 class TrainingDivergedError(RuntimeError):
@@ -103,6 +107,11 @@ def make_query_net(estimator, *, owner, callbacks=(), **params):
         Further parameters set on the clone (e.g. ``max_epochs``).
     """
     net = clone(estimator)
+    if net.callbacks == "disable":
+        raise ValueError(
+            f"{owner} adds callbacks to its query network, so the estimator cannot use "
+            "callbacks='disable'; turn off single callbacks with callbacks__<name>=None."
+        )
     own_callbacks = list(net.callbacks or [])
     extra = [("skprune_divergence_guard", DivergenceGuard(owner)), *callbacks]
     net.set_params(
@@ -154,3 +163,70 @@ def fit_query_net(net, X, y, seed, epochs=None):
     with seeded(seed):
         net.fit(net_inputs(X), None if y is None else net_targets(y), epochs=epochs)
     return net
+
+
+def initialize_checked(net, X, target, kind, seed):
+    """Initialize ``net`` under ``seed`` and check its output on one batch.
+
+    A module whose output is not ``(n_samples, n_classes)``, or labels
+    outside its outputs, are reported here, before any training, rather than
+    as a torch indexing error (on CUDA, a device-side assert) mid-epoch. The
+    forward pass also creates the weights of lazy layers under the seed.
+
+    Parameters
+    ----------
+    net : skorch.NeuralNetClassifier
+        A query net from :func:`make_query_net`.
+    X : array-like or Dataset
+    target : ndarray of int64
+        Labels as the net sees them (:func:`net_targets`).
+    kind : {"logits", "probabilities"}
+        What the module outputs.
+    seed : int
+    """
+    with seeded(seed):
+        net.initialize()
+    module = net.module_
+    training = module.training
+    module.eval()
+    try:
+        with seeded(seed), torch.no_grad():
+            inputs, batch_target = next(iter(eval_batches(net, net_inputs(X), target)))
+            output = _forward(module, inputs)
+    finally:
+        module.train(training)
+    _check_class_outputs(output, batch_target, kind)
+    _check_labels(torch.tensor(target), output.shape[1])
+
+
+def eval_batches(net, X, target):
+    """``(inputs, targets)`` batches in order, on the net's device, without augmentation.
+
+    The inputs come from the net's validation iterator (its non-augmenting
+    path, never shuffled); the targets are the labels given to the pruner.
+    """
+    start = 0
+    labels = torch.tensor(target, dtype=torch.int64)
+    dataset = net.get_dataset(X, target)
+    for batch in net.get_iterator(dataset, training=False):
+        inputs, _ = unpack_data(batch)
+        inputs = to_device(inputs, net.device)
+        n = _batch_length(inputs)
+        yield inputs, labels[start:start + n].to(_inputs_device(inputs))
+        start += n
+
+
+def _batch_length(inputs):
+    if isinstance(inputs, dict):
+        return len(next(iter(inputs.values())))
+    if isinstance(inputs, (list, tuple)):
+        return len(inputs[0])
+    return len(inputs)
+
+
+def _inputs_device(inputs):
+    if isinstance(inputs, dict):
+        inputs = next(iter(inputs.values()))
+    elif isinstance(inputs, (list, tuple)):
+        inputs = inputs[0]
+    return inputs.device

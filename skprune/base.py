@@ -222,7 +222,7 @@ class DataPruner(BaseSampler):
                 f"density={self.density} keeps round({self.density} * {y.shape[0]}) = "
                 f"{n_keep} samples, fewer than the {classes.size} classes in y; every "
                 f"class keeps at least one sample. Use a density of at least "
-                f"{(classes.size - 0.5) / y.shape[0]:.4g}."
+                f"{classes.size / y.shape[0]:.4g}."
             )
         # Draws happen in a fixed order whatever the quota, so that scores and
         # quota statistics do not depend on density or quota (and can be cached).

@@ -5,6 +5,7 @@ Scoring trains query networks and does not depend on ``density`` or
 on a fingerprint of the data and of every parameter that changes them.
 """
 
+import inspect
 import os
 import warnings
 from collections import OrderedDict
@@ -12,13 +13,25 @@ from threading import Lock
 
 import joblib
 import numpy as np
+import sklearn
+import skorch
 import torch
 from sklearn.base import BaseEstimator, clone
 from sklearn.utils.validation import check_memory
 
+from ._version import __version__
+
 #: Most results kept by the in-process cache (``memory=None``); the oldest
 #: used entry is dropped first.
 PROCESS_CACHE_SIZE = 64
+
+#: Part of every key: the code that computes a result matters as much as its inputs.
+_CODE_VERSIONS = (
+    ("skprune", __version__),
+    ("torch", torch.__version__),
+    ("scikit-learn", sklearn.__version__),
+    ("skorch", skorch.__version__),
+)
 
 _process_cache = OrderedDict()
 _process_cache_lock = Lock()
@@ -44,6 +57,8 @@ def fingerprint(obj):
 
 
 def _canonical(obj):
+    if isinstance(obj, type):
+        return _class_identity(obj)
     if isinstance(obj, torch.Tensor):
         obj = obj.detach().cpu().numpy()
     if isinstance(obj, np.ndarray):
@@ -65,6 +80,18 @@ def _canonical(obj):
     return obj
 
 
+def _class_identity(cls):
+    """A class by its code, not only its name: a module class edited and
+    re-imported (or redefined in a notebook) must not reuse old scores."""
+    try:
+        source = inspect.getsource(cls)
+    except (OSError, TypeError):
+        # No source to read (built-in, or defined interactively): this class
+        # object only, so at worst a result is not reused across processes.
+        source = ("id", id(cls))
+    return ("class", cls.__module__, cls.__qualname__, source)
+
+
 def cached_call(memory, key, compute):
     """Return ``compute()``, reusing an earlier result stored under ``key``.
 
@@ -84,7 +111,7 @@ def cached_call(memory, key, compute):
     if key is None:
         return compute()
     try:
-        digest = fingerprint(key)
+        digest = fingerprint((_CODE_VERSIONS, key))
     except Exception as exc:  # e.g. a Dataset that cannot be pickled
         warnings.warn(
             f"Results are not cached because their inputs cannot be hashed ({exc}).",

@@ -250,7 +250,8 @@ class TrainingDynamicsRecorder(Callback):
     def on_batch_end(self, net, batch=None, training=None, y_pred=None, **kwargs):
         if not training or self.record != "train":
             return
-        self.pending_.append((_first_output(y_pred).detach(), unpack_data(batch)[1]))
+        y_pred = _first_output(y_pred)
+        self.pending_.append((y_pred.detach(), unpack_data(batch)[1]))
         self.pending_rows_ += len(y_pred)
         if self.pending_rows_ >= self.chunk_rows:
             self._flush(self.batch_sampler_.order_)

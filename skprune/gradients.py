@@ -235,9 +235,9 @@ def _check_class_outputs(output, target, kind, *, warn_probabilities=False):
     _check_labels(target, n_classes)
     if not torch.isfinite(output).all():
         raise ValueError(
-            "The module's output contains NaN or infinite values; gradient norms "
-            "and scores computed from it would be meaningless. Check the inputs and "
-            "the network's weights."
+            "The module's output contains NaN or infinite values; scores computed "
+            "from it would be meaningless. Check the inputs and the network's "
+            "weights."
         )
     if kind == "probabilities":
         if n and (float(output.min()) < 0 or float(output.max()) > 1 + 1e-4):

@@ -93,3 +93,7 @@ def test_zero_weight_classes_keep_one_until_others_are_full():
 def test_bad_input(sizes, weights, n_keep, match):
     with pytest.raises(ValueError, match=match):
         allocate_class_counts(sizes, weights, n_keep)
+
+
+def test_negligible_weights_behave_like_zero():
+    np.testing.assert_array_equal(allocate_class_counts([100, 100], [1e-320, 1.0], 150), [50, 100])

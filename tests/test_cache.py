@@ -190,3 +190,25 @@ def test_unhashable_data_is_scored_without_cache(digits):
     assert len(subset) == 150
     # The data is hashed once per fit, and the memo does not outlive it.
     assert "_data_fingerprint_memo" not in vars(pruner)
+
+
+def test_a_changed_class_definition_is_a_different_key(tmp_path, monkeypatch):
+    import importlib.util
+
+    def load(source, folder):
+        path = tmp_path / folder / "user_model.py"
+        path.parent.mkdir()
+        path.write_text(source)
+        spec = importlib.util.spec_from_file_location("user_model", path)
+        module = importlib.util.module_from_spec(spec)
+        # As an import (or a re-import after an edit) leaves it.
+        monkeypatch.setitem(sys.modules, "user_model", module)
+        spec.loader.exec_module(module)
+        return module.Net
+
+    # Keys are computed at fit time, from the class as it is imported then.
+    old = fingerprint(load("class Net:\n    layers = 1\n", "old"))
+    edited = fingerprint(load("class Net:\n    layers = 2\n", "edited"))
+    reverted = fingerprint(load("class Net:\n    layers = 1\n", "reverted"))
+    assert old != edited
+    assert old == reverted

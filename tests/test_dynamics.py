@@ -287,6 +287,11 @@ def test_non_skorch_estimator(pruner_class, estimator, small_digits):
 
 
 class NaNModule(torch.nn.Module):
+    """Outputs NaN always, or (``nan_in_eval_only``) in every eval-mode call
+    after the first one, which the pre-training output check makes."""
+
+    eval_calls = 0
+
     def __init__(self, n_classes=10, nan_in_eval_only=False):
         super().__init__()
         self.nan_in_eval_only = nan_in_eval_only
@@ -294,27 +299,33 @@ class NaNModule(torch.nn.Module):
 
     def forward(self, X):
         out = self.linear(X)
-        if self.training and self.nan_in_eval_only:
+        if not self.nan_in_eval_only:
+            return out * float("nan")
+        if self.training:
             return out
-        return out * float("nan")
+        NaNModule.eval_calls += 1
+        return out if NaNModule.eval_calls == 1 else out * float("nan")
 
 
 @pytest.mark.parametrize(
-    "pruner",
+    "pruner, error, match",
     [
-        ForgettingPruner(make_tiny_net(max_epochs=2, module=NaNModule)),
-        DynamicUncertaintyPruner(make_tiny_net(max_epochs=2, lr=1e12, optimizer__momentum=0.0),
-                                 window=2),
-        DynamicUncertaintyPruner(
+        (ForgettingPruner(make_tiny_net(max_epochs=2, module=NaNModule)),
+         ValueError, "output contains NaN or infinite values"),
+        (DynamicUncertaintyPruner(make_tiny_net(max_epochs=2, lr=1e12, optimizer__momentum=0.0),
+                                  window=2),
+         TrainingDivergedError, "diverged"),
+        (DynamicUncertaintyPruner(
             make_tiny_net(max_epochs=2, module=NaNModule, module__nan_in_eval_only=True),
-            window=2, record="eval",
-        ),
+            window=2, record="eval"),
+         TrainingDivergedError, "diverged"),
     ],
     ids=["nan-output", "huge-lr", "nan-in-eval-pass"],
 )
-def test_diverged_training_raises(pruner, small_digits):
+def test_diverged_training_raises(pruner, error, match, small_digits):
     X, y = small_digits
-    with pytest.raises(TrainingDivergedError, match="diverged"):
+    NaNModule.eval_calls = 0
+    with pytest.raises(error, match=match):
         pruner.set_params(random_state=0).fit(X, y)
 
 
@@ -365,3 +376,19 @@ def test_sklearn_compatible(estimator, check):
 @stable_ids(imblearn_checks(CHECKED))
 def test_imblearn_compatible(estimator, check):
     check(estimator)
+
+
+@pytest.mark.parametrize("pruner_class", [ForgettingPruner, DynamicUncertaintyPruner])
+def test_labels_outside_the_outputs_fail_before_training(pruner_class, small_digits):
+    X, y = small_digits
+    # Labels 1..10 for a module with 10 outputs (a 1-indexed data set).
+    pruner = pruner_class(make_tiny_net(max_epochs=3), random_state=0, **(
+        {"window": 2} if pruner_class is DynamicUncertaintyPruner else {}))
+    with pytest.raises(ValueError, match=r"Labels must index the module's 10 outputs"):
+        pruner.fit(X, y + 1)
+
+
+def test_callbacks_disable_is_refused_clearly(small_digits):
+    X, y = small_digits
+    with pytest.raises(ValueError, match="callbacks='disable'"):
+        ForgettingPruner(make_tiny_net(max_epochs=2, callbacks="disable")).fit(X, y)

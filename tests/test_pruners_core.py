@@ -257,3 +257,36 @@ def test_metriq_hold_out_on_a_torch_dataset(digits):
                           random_state=0)
     subset, _ = pruner.fit_resample(dataset, y)
     assert len(pruner.class_recall_) == 10 and len(subset) == round(0.3 * len(y))
+
+
+def test_metriq_casts_float64_for_plain_skorch_nets(digits):
+    import torch
+    from skorch import NeuralNetClassifier
+
+    X, y = digits
+    net = NeuralNetClassifier(torch.nn.Linear, module__in_features=64, module__out_features=10,
+                              criterion=torch.nn.CrossEntropyLoss, max_epochs=2, lr=0.5,
+                              train_split=None, verbose=0)
+    for validation in (0.2, 3):
+        pruner = RandomPruner(net, density=0.3, quota=MetriQ(validation=validation),
+                              random_state=0).fit(X.astype(np.float64), y)
+        assert len(pruner.class_recall_) == 10
+
+
+def test_strategyq_is_reproducible_with_a_random_state_instance():
+    X, y = small_imbalanced()
+
+    def kept():
+        pruner = RandomPruner(density=0.3, quota=StrategyQ(RandomPruner()),
+                              random_state=np.random.RandomState(0))
+        return pruner.fit(X, y).sample_indices_
+
+    np.testing.assert_array_equal(kept(), kept())
+
+
+def test_density_hint_is_a_density_that_works():
+    X, y = small_imbalanced(n=(4, 3, 3))
+    with pytest.raises(ValueError, match="at least 0.3") as error:
+        RandomPruner(density=0.2).fit(X, y)
+    assert "at least 0.3" in str(error.value)
+    assert len(RandomPruner(density=0.3).fit_resample(X, y)[1]) == 3

@@ -58,6 +58,11 @@ def allocate_class_counts(class_sizes, weights, n_keep):
         )
     if not np.any(weights > 0):
         weights = np.ones_like(weights)
+    # Only ratios matter. A weight below 1e-15 of the largest changes no count
+    # before a class holds 10^15 samples, yet would overflow the solver's
+    # 1 / (N_k * w_k) breakpoints: treat it as the zero it is in the limit.
+    weights = weights / weights.max()
+    weights[weights < 1e-15] = 0.0
 
     exact = _water_fill(class_sizes.astype(float), weights, float(n_keep))
     return _round_largest_remainder(exact, class_sizes, n_keep)

@@ -15,7 +15,13 @@ from sklearn.model_selection import (
 from sklearn.utils import _safe_indexing
 from sklearn.utils._param_validation import HasMethods, Interval
 
-from .._query import is_skorch_classifier, net_targets, resolve_device, seeded
+from .._query import (
+    is_skorch_classifier,
+    net_inputs,
+    net_targets,
+    resolve_device,
+    seeded,
+)
 from ..cache import cached_call, fingerprint
 from ._base import BaseQuota
 
@@ -173,7 +179,8 @@ class MetriQ(BaseQuota):
             cv = check_cv(validation, y, classifier=True)
             with seeded(seed):
                 y_pred = cross_val_predict(
-                    _prepare(estimator, seed), X, _fit_targets(estimator, y), cv=cv
+                    _prepare(estimator, seed), _fit_inputs(estimator, X),
+                    _fit_targets(estimator, y), cv=cv,
                 )
             y_true, y_pred = y, _decode(estimator, y_pred, y)
 
@@ -218,6 +225,11 @@ def _fit_targets(estimator, y):
     return net_targets(y) if is_skorch_classifier(estimator) else y
 
 
+def _fit_inputs(estimator, X):
+    # Torch modules need float32 where the data is float64.
+    return net_inputs(X) if is_skorch_classifier(estimator) else X
+
+
 def _decode(estimator, y_pred, y):
     if not is_skorch_classifier(estimator) or np.array_equal(net_targets(y), y):
         return np.asarray(y_pred)
@@ -227,9 +239,9 @@ def _decode(estimator, y_pred, y):
 def _fit(estimator, X, y, seed):
     model = _prepare(estimator, seed)
     with seeded(seed):
-        model.fit(X, _fit_targets(estimator, y))
+        model.fit(_fit_inputs(estimator, X), _fit_targets(estimator, y))
     return model
 
 
 def _predict(model, X, y_train):
-    return _decode(model, model.predict(X), y_train)
+    return _decode(model, model.predict(_fit_inputs(model, X)), y_train)

@@ -58,8 +58,14 @@ class StrategyQ(BaseQuota):
     def class_weights(self, pruner, X, y, classes, seed):
         self._validate_params()
         strategy = clone(self.pruner).set_params(density=pruner.density, quota=None)
-        if strategy.random_state is None and isinstance(pruner.random_state, numbers.Integral):
-            strategy.set_params(random_state=seed)
+        if strategy.random_state is None:
+            # An int seed when the outer one is an int keeps the inner scores
+            # cacheable; otherwise a RandomState seeded from the outer draw
+            # is reproducible without being cached.
+            outer_is_int = isinstance(pruner.random_state, numbers.Integral)
+            strategy.set_params(
+                random_state=seed if outer_is_int else np.random.RandomState(seed)
+            )
         if strategy.memory is None:
             strategy.set_params(memory=pruner.memory)
         strategy.fit_resample(X, y)

@@ -3,21 +3,19 @@
 from abc import abstractmethod
 from numbers import Integral
 
-import torch
 from sklearn.utils._param_validation import Interval
-from skorch.dataset import unpack_data
-from skorch.utils import to_device
 
 from .._query import (
     check_skorch_classifier,
+    eval_batches,
     fit_query_net,
+    initialize_checked,
     make_query_net,
     net_inputs,
     net_targets,
-    seeded,
 )
 from ..base import DataPruner
-from ..gradients import _check_class_outputs, _check_labels, _forward, _per_sample_loss
+from ..callbacks import output_kind
 
 
 class _EarlyTrainingPruner(DataPruner):
@@ -71,25 +69,11 @@ class _EarlyTrainingPruner(DataPruner):
         X, target = net_inputs(X), net_targets(y)
         epochs = self._query_epochs()
         net = make_query_net(self.estimator, owner=owner)
-        with seeded(seed):
-            net.initialize()
         kind = self._output_kind(net)
-        module = net.module_
-        # Bad outputs or labels are reported before any training, rather than
-        # as a torch indexing error (or a CUDA device-side assert) mid-epoch.
-        # This first forward pass also creates the weights of lazy layers,
-        # under the run's seed.
-        training = module.training
-        module.eval()
-        with seeded(seed), torch.no_grad():
-            inputs, batch_target = next(iter(_eval_batches(net, X, target)))
-            output = _forward(module, inputs)
-        module.train(training)
-        _check_class_outputs(output, batch_target, kind)
-        _check_labels(torch.tensor(target), output.shape[1])
+        initialize_checked(net, X, target, kind, seed)
         if epochs > 0:
             fit_query_net(net, X, target, seed, epochs=epochs)
-        return self._score_net(net, kind, _eval_batches(net, X, target))
+        return self._score_net(net, kind, eval_batches(net, X, target))
 
     def _query_epochs(self):
         if self.epochs is not None:
@@ -98,47 +82,13 @@ class _EarlyTrainingPruner(DataPruner):
         return max(1, -(-self.estimator.max_epochs // 10))
 
     def _output_kind(self, net):
-        try:
-            kind, _ = _per_sample_loss(net.criterion_)
-        except ValueError:
+        kind = output_kind(net.criterion)
+        if kind is None:
             raise ValueError(
                 f"{type(self).__name__} needs to know whether the network outputs "
                 "probabilities or logits: use criterion=torch.nn.NLLLoss (skorch's "
                 "default; the module outputs probabilities) or "
                 "criterion=torch.nn.CrossEntropyLoss (the module outputs logits); got "
-                f"{type(net.criterion_).__name__}."
-            ) from None
+                f"{net.criterion!r}."
+            )
         return kind
-
-
-def _eval_batches(net, X, target):
-    """``(inputs, targets)`` batches in order, on the net's device, without augmentation.
-
-    The inputs come from the net's validation iterator (its non-augmenting
-    path, never shuffled); the targets are the labels given to the pruner.
-    """
-    start = 0
-    labels = torch.tensor(target, dtype=torch.int64)
-    dataset = net.get_dataset(X, target)
-    for batch in net.get_iterator(dataset, training=False):
-        inputs, _ = unpack_data(batch)
-        inputs = to_device(inputs, net.device)
-        n = _batch_length(inputs)
-        yield inputs, labels[start:start + n].to(_inputs_device(inputs))
-        start += n
-
-
-def _batch_length(inputs):
-    if isinstance(inputs, dict):
-        return len(next(iter(inputs.values())))
-    if isinstance(inputs, (list, tuple)):
-        return len(inputs[0])
-    return len(inputs)
-
-
-def _inputs_device(inputs):
-    if isinstance(inputs, dict):
-        inputs = next(iter(inputs.values()))
-    elif isinstance(inputs, (list, tuple)):
-        inputs = inputs[0]
-    return inputs.device

@@ -1,0 +1,3 @@
+"""The version of skprune."""
+
+__version__ = "0.1.0"
