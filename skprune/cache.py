@@ -5,6 +5,7 @@ Scoring trains query networks and does not depend on ``density`` or
 on a fingerprint of the data and of every parameter that changes them.
 """
 
+import functools
 import inspect
 import os
 import warnings
@@ -80,9 +81,14 @@ def _canonical(obj):
     return obj
 
 
+@functools.lru_cache(maxsize=1024)
 def _class_identity(cls):
     """A class by its code, not only its name: a module class edited and
-    re-imported (or redefined in a notebook) must not reuse old scores."""
+    re-imported (or redefined in a notebook) must not reuse old scores.
+
+    Memoized per class object: reading the source parses the class's whole
+    module, and an edited class is a new object anyway.
+    """
     try:
         source = inspect.getsource(cls)
     except (OSError, TypeError):
