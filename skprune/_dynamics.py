@@ -7,22 +7,16 @@ pruners only add the query training that produces the records.
 
 import numpy as np
 
-from ._query import (
-    TrainingDivergedError,
-    check_skorch_classifier,
-    fit_query_net,
-    initialize_checked,
-    make_query_net,
-    net_targets,
-)
-from .callbacks import PositionBatchSampler, TrainingDynamicsRecorder, output_kind
+from ._query import check_skorch_classifier, train_query_net
+from .callbacks import PositionBatchSampler, TrainingDynamicsRecorder
+from .exceptions import TrainingDivergedError
 
 __all__ = ["dynamic_uncertainty", "forgetting_events", "record_dynamics"]
 
 _RECORDER_NAME = "skprune_dynamics_recorder"
 
 
-def forgetting_events(correct):
+def forgetting_events(correct, never_learned="presentations"):
     """Forgetting events of every sample (Toneva et al., 2019).
 
     A forgetting event is a transition from classified correctly to
@@ -37,6 +31,11 @@ def forgetting_events(correct):
     correct : array-like of bool, shape (n_presentations, n_samples)
         Row ``t`` says whether each sample was classified correctly at its
         ``t``-th presentation (one presentation per epoch).
+    never_learned : {"presentations", "zero"}, default="presentations"
+        Score of a sample never classified correctly: its number of
+        presentations (Toneva et al.: such samples are "unforgettable" only
+        in name, they are never learnt), or 0, as the DRoP authors' code
+        counts them (the same as samples learnt once and never forgotten).
 
     Returns
     -------
@@ -58,12 +57,16 @@ def forgetting_events(correct):
             f"correct must be 2-D (n_presentations, n_samples); got shape {correct.shape}."
         )
     events = np.count_nonzero(correct[:-1] & ~correct[1:], axis=0).astype(float)
-    never_learnt = ~correct.any(axis=0)
-    events[never_learnt] = correct.shape[0]
+    if never_learned == "presentations":
+        events[~correct.any(axis=0)] = correct.shape[0]
+    elif never_learned != "zero":
+        raise ValueError(
+            f"never_learned must be 'presentations' or 'zero'; got {never_learned!r}."
+        )
     return events
 
 
-def dynamic_uncertainty(proba, window=10):
+def dynamic_uncertainty(proba, window=10, windows="all"):
     """Dynamic uncertainty of every sample (He et al., 2023).
 
     The standard deviation of the true-class probability over ``window``
@@ -79,7 +82,13 @@ def dynamic_uncertainty(proba, window=10):
         Predicted probability of the true class after (or during) each
         epoch.
     window : int, default=10
-        Epochs per window, ``2 <= window <= n_epochs``.
+        Epochs per window, ``2 <= window <= n_epochs`` (``n_epochs - 1``
+        with ``windows="before-last"``).
+    windows : {"all", "before-last"}, default="all"
+        Which windows are averaged: every window of ``window`` consecutive
+        epochs, or only those that end before the final epoch, as in He et
+        al.'s definition (the final epoch's probabilities then enter no
+        window).
 
     Returns
     -------
@@ -100,6 +109,10 @@ def dynamic_uncertainty(proba, window=10):
         raise ValueError(
             f"proba must be 2-D (n_epochs, n_samples); got shape {proba.shape}."
         )
+    if windows == "before-last":
+        proba = proba[:-1]
+    elif windows != "all":
+        raise ValueError(f"windows must be 'all' or 'before-last'; got {windows!r}.")
     n_epochs = proba.shape[0]
     if window > n_epochs:
         raise ValueError(
@@ -123,9 +136,10 @@ def dynamic_uncertainty(proba, window=10):
 def record_dynamics(estimator, X, y, seed, *, owner, record="train"):
     """Train a query clone of ``estimator`` on ``(X, y)`` and record its dynamics.
 
-    The clone trains over the estimator's full schedule with
-    ``train_split=None``, so every row of ``X`` is recorded every epoch.
-    With ``record="train"`` its batches come from a
+    The clone trains over the estimator's full schedule through the one
+    query path (:func:`skprune._query.train_query_net`: ``train_split=None``,
+    output and label checks, divergence guard), so every row of ``X`` is
+    recorded every epoch. With ``record="train"`` its batches come from a
     :class:`~skprune.callbacks.PositionBatchSampler` that keeps the
     estimator's batch size and shuffling (its ``drop_last`` is ignored, so
     that no sample misses an epoch). The estimator is never modified.
@@ -153,15 +167,6 @@ def record_dynamics(estimator, X, y, seed, *, owner, record="train"):
         If the training loss, or a recorded probability, is not finite.
     """
     check_skorch_classifier(estimator, owner)
-    kind = output_kind(estimator.criterion)
-    if kind is None:
-        raise ValueError(
-            f"{owner} reads true-class probabilities from the network's output, and "
-            "needs to know whether it is probabilities or logits: use "
-            "criterion=torch.nn.NLLLoss with a module that outputs probabilities "
-            "(skorch's default) or criterion=torch.nn.CrossEntropyLoss with a module "
-            f"that outputs logits; got criterion={estimator.criterion!r}."
-        )
     n_samples = y.shape[0]
     params = {}
     if record == "train":
@@ -183,12 +188,10 @@ def record_dynamics(estimator, X, y, seed, *, owner, record="train"):
             "iterator_train__shuffle": False,
             "iterator_train__drop_last": False,
         }
-    recorder = TrainingDynamicsRecorder(record=record)
-    net = make_query_net(
-        estimator, owner=owner, callbacks=[(_RECORDER_NAME, recorder)], **params
+    net, _ = train_query_net(
+        estimator, X, y, seed, owner=owner,
+        callbacks=[(_RECORDER_NAME, TrainingDynamicsRecorder(record=record))], **params,
     )
-    initialize_checked(net, X, net_targets(y), kind, seed)
-    fit_query_net(net, X, y, seed)
     recorder = dict(net.callbacks_)[_RECORDER_NAME]
     if not np.isfinite(recorder.proba_).all():
         raise TrainingDivergedError(

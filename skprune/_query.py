@@ -5,10 +5,9 @@ these helpers, so that cloning, seeding, device resolution and divergence
 checks behave the same everywhere.
 """
 
-from contextlib import contextmanager
+import warnings
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 from sklearn.base import clone, is_classifier
 from skorch import NeuralNet
@@ -16,11 +15,20 @@ from skorch.callbacks import Callback
 from skorch.dataset import unpack_data
 from skorch.utils import to_device
 
-from .gradients import _check_class_outputs, _check_labels, _forward
-
-
-class TrainingDivergedError(RuntimeError):
-    """A query network's training loss became NaN or infinite."""
+from ._torch_utils import (
+    batch_length,
+    check_class_outputs,
+    check_labels,
+    describe_forward_error,
+    forward,
+    inputs_device,
+    net_inputs,
+    net_targets,
+    require_output_kind,
+    resolve_device,
+    seeded,
+)
+from .exceptions import DegenerateTrainingWarning, TrainingDivergedError
 
 
 def is_skorch_classifier(estimator):
@@ -40,61 +48,111 @@ def check_skorch_classifier(estimator, owner):
     if not is_skorch_classifier(estimator):
         raise TypeError(
             f"{owner} needs a skorch classifier as its `estimator` (for example "
-            "skorch.NeuralNetClassifier(MyModule, max_epochs=20)), because it reads "
-            f"per-sample training dynamics from a torch network; got "
-            f"{type(estimator).__name__}."
+            "skorch.NeuralNetClassifier(MyModule, max_epochs=20)), because it trains "
+            f"a torch network as its query model; got {type(estimator).__name__}."
         )
 
 
-def resolve_device(device):
-    """Turn ``"auto"`` into ``"cuda"`` when CUDA is available, else ``"cpu"``."""
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
+class QueryTrainingMonitor(Callback):
+    """Stop or flag a query training that cannot give meaningful scores.
 
-
-def net_targets(y):
-    """Labels a torch classification loss accepts: non-negative ``int64``.
-
-    Non-negative integer labels are kept as they are, so they still index the
-    network's output units; any other labels are replaced by their position
-    among the sorted classes.
-    """
-    y = np.asarray(y)
-    if np.issubdtype(y.dtype, np.integer) and (y.size == 0 or y.min() >= 0):
-        return y.astype(np.int64, copy=False)
-    return np.unique(y, return_inverse=True)[1].astype(np.int64)
-
-
-class DivergenceGuard(Callback):
-    """Stop a query training as soon as a batch loss is not finite.
+    A batch loss that is not finite, or an epoch whose mean training loss
+    grows far past the first batch's (more than ten times, and by more than
+    10), raises :class:`~skprune.exceptions.TrainingDivergedError`. A last
+    epoch in which the network predicted a single class for every training
+    sample, although the labels hold several, issues a
+    :class:`~skprune.exceptions.DegenerateTrainingWarning`.
 
     Parameters
     ----------
     owner : str
-        Name of the class whose query training is guarded, used in the message.
+        Name of the class whose query training is monitored, used in messages.
     """
+
+    #: An epoch loss above ``max(growth * start, start + margin)`` is divergence.
+    growth = 10.0
+    margin = 10.0
 
     def __init__(self, owner="skprune"):
         self.owner = owner
 
-    def on_batch_end(self, net, batch=None, training=None, loss=None, **kwargs):
-        if loss is not None and not torch.isfinite(torch.as_tensor(loss)).all():
-            epoch = len(net.history)
-            raise TrainingDivergedError(
-                f"The query network trained by {self.owner} diverged: its loss became "
-                f"{float(torch.as_tensor(loss).detach())} in epoch {epoch}. Scores computed from it would be "
-                "meaningless. Lower the estimator's learning rate (lr), add gradient "
-                "clipping, or check the inputs for NaN or huge values."
+    def initialize(self):
+        self.start_loss_ = None
+        self.predicted_ = None
+        self.labels_ = None
+        return self
+
+    def on_epoch_begin(self, net, **kwargs):
+        self.predicted_ = self.labels_ = None
+
+    def on_batch_end(self, net, batch=None, training=None, loss=None, y_pred=None, **kwargs):
+        if not training:
+            return
+        if loss is not None:
+            value = torch.as_tensor(loss).detach()
+            if not torch.isfinite(value).all():
+                self._diverged(net, f"its loss became {float(value)}")
+            if self.start_loss_ is None:
+                self.start_loss_ = float(value)
+        if isinstance(y_pred, (tuple, list)):
+            y_pred = y_pred[0]
+        target = unpack_data(batch)[1]
+        if isinstance(y_pred, torch.Tensor) and y_pred.dim() == 2 and target is not None:
+            with torch.no_grad():
+                n_outputs = y_pred.shape[1]
+                predicted = torch.bincount(y_pred.argmax(1), minlength=n_outputs)
+                labels = torch.bincount(
+                    torch.as_tensor(target, device=y_pred.device).long().clamp(0, n_outputs - 1),
+                    minlength=n_outputs,
+                )
+            if self.predicted_ is None:
+                self.predicted_, self.labels_ = predicted, labels
+            else:
+                self.predicted_ += predicted
+                self.labels_ += labels
+
+    def on_epoch_end(self, net, **kwargs):
+        epoch_loss = net.history[-1].get("train_loss")
+        if epoch_loss is None or self.start_loss_ is None:
+            return
+        limit = max(self.growth * self.start_loss_, self.start_loss_ + self.margin)
+        if epoch_loss > limit:
+            self._diverged(
+                net, f"its mean training loss grew from {self.start_loss_:.3g} to "
+                f"{epoch_loss:.3g}"
             )
+
+    def on_train_end(self, net, **kwargs):
+        if self.predicted_ is None:
+            return
+        predicted = int(torch.count_nonzero(self.predicted_))
+        labels = int(torch.count_nonzero(self.labels_))
+        if predicted == 1 and labels > 1:
+            warnings.warn(
+                f"The query network trained by {self.owner} predicted a single class for "
+                f"every training sample in its last epoch, although the data has {labels} "
+                "classes: it learnt nothing to score with, and the selection is close to "
+                "arbitrary. Lower (or raise) the estimator's learning rate (lr), train "
+                "longer, or check the inputs' scale.",
+                DegenerateTrainingWarning,
+                stacklevel=2,
+            )
+
+    def _diverged(self, net, what):
+        raise TrainingDivergedError(
+            f"The query network trained by {self.owner} diverged: {what} in epoch "
+            f"{len(net.history)}. Scores computed from it would be meaningless. Lower the "
+            "estimator's learning rate (lr), add gradient clipping, or check the inputs "
+            "for NaN or huge values."
+        )
 
 
 def make_query_net(estimator, *, owner, callbacks=(), **params):
     """A fresh clone of a skorch classifier that sees every training sample.
 
     The clone trains with ``train_split=None`` (no internal validation split),
-    prints nothing, runs on the resolved device and stops with a clear error
-    if its loss diverges. The given ``estimator`` is never modified.
+    prints nothing, runs on the resolved device and is watched by a
+    :class:`QueryTrainingMonitor`. The given ``estimator`` is never modified.
 
     Parameters
     ----------
@@ -113,7 +171,7 @@ def make_query_net(estimator, *, owner, callbacks=(), **params):
             "callbacks='disable'; turn off single callbacks with callbacks__<name>=None."
         )
     own_callbacks = list(net.callbacks or [])
-    extra = [("skprune_divergence_guard", DivergenceGuard(owner)), *callbacks]
+    extra = [("skprune_monitor", QueryTrainingMonitor(owner)), *callbacks]
     net.set_params(
         train_split=None,
         verbose=0,
@@ -124,37 +182,48 @@ def make_query_net(estimator, *, owner, callbacks=(), **params):
     return net
 
 
-@contextmanager
-def seeded(seed):
-    """Context in which torch's global RNGs are seeded, then restored.
+def train_query_net(estimator, X, y, seed, *, owner, epochs=None, callbacks=(), **params):
+    """Clone, check and train a query network: the one path of every query training.
+
+    The clone comes from :func:`make_query_net`; its output and the labels
+    are checked on one batch before training (:func:`initialize_checked`);
+    training runs under ``seed`` and leaves the global random states alone.
 
     Parameters
     ----------
+    estimator : skorch.NeuralNetClassifier
+    X : array-like or torch Dataset
+    y : ndarray of shape (n_samples,)
+        Class labels, encoded for the loss by :func:`net_targets`.
     seed : int
+    owner : str
+        Name of the class that trains it, used in messages.
+    epochs : int or None, default=None
+        Stop after this many epochs of the estimator's schedule (see
+        :func:`fit_query_net`); ``0`` initializes without training.
+    callbacks : sequence of (name, Callback)
+    **params
+        Further parameters set on the clone.
+
+    Returns
+    -------
+    net : skorch.NeuralNetClassifier
+        The trained clone.
+    kind : {"logits", "probabilities"}
+        What its module outputs.
     """
-    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(int(seed))
-        yield
-
-
-def net_inputs(X):
-    """``X`` as a torch module expects it: float64 becomes float32.
-
-    Sparse input becomes a scipy CSR *matrix*: skorch densifies sparse
-    batches one row at a time, which needs 2-D rows (a row of a sparse
-    array is 1-D).
-    """
-    if sp.issparse(X):
-        X = sp.csr_matrix(X)
-    if isinstance(X, np.ndarray) or sp.issparse(X):
-        if X.dtype == np.float64:
-            return X.astype(np.float32)
-    return X
+    check_skorch_classifier(estimator, owner)
+    kind = require_output_kind(estimator.criterion, owner)
+    net = make_query_net(estimator, owner=owner, callbacks=callbacks, **params)
+    target = net_targets(y)
+    initialize_checked(net, X, target, kind, seed, owner=owner)
+    if epochs != 0:
+        fit_query_net(net, X, target, seed, epochs=epochs)
+    return net, kind
 
 
 def fit_query_net(net, X, y, seed, epochs=None):
-    """Fit ``net`` on ``(X, y)`` with torch seeded by ``seed``; returns ``net``.
+    """Fit ``net`` on ``(X, y)`` with the global RNGs seeded by ``seed``; returns ``net``.
 
     ``epochs`` stops training early while callbacks still see the net's
     ``max_epochs``, so that a learning-rate schedule keeps the shape of the
@@ -165,13 +234,14 @@ def fit_query_net(net, X, y, seed, epochs=None):
     return net
 
 
-def initialize_checked(net, X, target, kind, seed):
+def initialize_checked(net, X, target, kind, seed, owner="skprune"):
     """Initialize ``net`` under ``seed`` and check its output on one batch.
 
-    A module whose output is not ``(n_samples, n_classes)``, or labels
-    outside its outputs, are reported here, before any training, rather than
-    as a torch indexing error (on CUDA, a device-side assert) mid-epoch. The
-    forward pass also creates the weights of lazy layers under the seed.
+    A module whose output is not ``(n_samples, n_classes)``, labels outside
+    its outputs, and inputs of a dtype or width the module cannot take are
+    reported here, before any training, rather than as a torch error (on
+    CUDA, a device-side assert) mid-epoch. The forward pass also creates
+    the weights of lazy layers under the seed.
 
     Parameters
     ----------
@@ -183,6 +253,8 @@ def initialize_checked(net, X, target, kind, seed):
     kind : {"logits", "probabilities"}
         What the module outputs.
     seed : int
+    owner : str, default="skprune"
+        Name of the class that trains the net, used in messages.
     """
     with seeded(seed):
         net.initialize()
@@ -192,11 +264,17 @@ def initialize_checked(net, X, target, kind, seed):
     try:
         with seeded(seed), torch.no_grad():
             inputs, batch_target = next(iter(eval_batches(net, net_inputs(X), target)))
-            output = _forward(module, inputs)
+            try:
+                output = forward(module, inputs)
+            except (RuntimeError, TypeError) as exc:
+                described = describe_forward_error(exc, X, owner)
+                if described is None:
+                    raise
+                raise described from exc
     finally:
         module.train(training)
-    _check_class_outputs(output, batch_target, kind)
-    _check_labels(torch.tensor(target), output.shape[1])
+    check_class_outputs(output, batch_target, kind)
+    check_labels(torch.tensor(target), output.shape[1])
 
 
 def eval_batches(net, X, target):
@@ -204,6 +282,9 @@ def eval_batches(net, X, target):
 
     The inputs come from the net's validation iterator (its non-augmenting
     path, never shuffled); the targets are the labels given to the pruner.
+    Iterate it inside :func:`~skprune._torch_utils.preserved_random_state`
+    (a pruner's fit does): creating a DataLoader iterator draws from torch's
+    global generator.
     """
     start = 0
     labels = torch.tensor(target, dtype=torch.int64)
@@ -211,22 +292,40 @@ def eval_batches(net, X, target):
     for batch in net.get_iterator(dataset, training=False):
         inputs, _ = unpack_data(batch)
         inputs = to_device(inputs, net.device)
-        n = _batch_length(inputs)
-        yield inputs, labels[start:start + n].to(_inputs_device(inputs))
+        n = batch_length(inputs)
+        yield inputs, labels[start:start + n].to(inputs_device(inputs))
         start += n
 
 
-def _batch_length(inputs):
-    if isinstance(inputs, dict):
-        return len(next(iter(inputs.values())))
-    if isinstance(inputs, (list, tuple)):
-        return len(inputs[0])
-    return len(inputs)
+def predict_classes(net, X):
+    """Arg-max class index of every row of ``X``, in eval mode and without augmentation.
+
+    Parameters
+    ----------
+    net : skorch.NeuralNetClassifier
+        An initialized net.
+    X : array-like or torch Dataset
+
+    Returns
+    -------
+    ndarray of int64, shape (n_samples,)
+    """
+    module = net.module_
+    training = module.training
+    module.eval()
+    predicted = []
+    try:
+        with torch.no_grad():
+            dummy = np.zeros(_num_rows(X), dtype=np.int64)
+            for inputs, _ in eval_batches(net, net_inputs(X), dummy):
+                output = forward(module, inputs)
+                if isinstance(output, (tuple, list)):
+                    output = output[0]
+                predicted.append(output.argmax(1).cpu())
+    finally:
+        module.train(training)
+    return torch.cat(predicted).numpy() if predicted else np.zeros(0, dtype=np.int64)
 
 
-def _inputs_device(inputs):
-    if isinstance(inputs, dict):
-        inputs = next(iter(inputs.values()))
-    elif isinstance(inputs, (list, tuple)):
-        inputs = inputs[0]
-    return inputs.device
+def _num_rows(X):
+    return len(X) if isinstance(X, torch.utils.data.Dataset) else X.shape[0]

@@ -1,5 +1,6 @@
 """The base class of every pruner."""
 
+import math
 import numbers
 import os
 import warnings
@@ -18,14 +19,22 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from ._selection import rank_by_score, select_global, select_per_class
-from .cache import cached_call, fingerprint
-from .quotas import QUOTA_NAMES, BaseQuota, allocate_class_counts, quota_weights
+from ._context import DataKey, PruningContext
+from ._docstrings import pruner_docstring
+from ._torch_utils import preserved_random_state, run_seeds, take_rows
+from .cache import cached_result
+from .exceptions import DegenerateTrainingWarning, StarvedGroupWarning
+from .quotas import QUOTAS, BaseQuota, allocate_class_counts, make_quota
+from .selection import SELECTIONS, BaseSelection, make_selection
 
-#: Parameters that only decide how many rows are kept, never their scores.
-_SELECTION_PARAMS = frozenset({"density", "quota", "memory", "n_runs", "random_state"})
+#: Parameters that never change a run's scores: how many rows are kept and
+#: which, where results are cached, and how many runs are combined.
+NON_SCORE_PARAMS = frozenset(
+    {"density", "quota", "selection", "memory", "n_runs", "random_state", "verbose", "n_jobs"}
+)
 
 
+@pruner_docstring
 class DataPruner(BaseSampler):
     """Base class for pruners: keep the highest-scoring share of the data.
 
@@ -33,8 +42,8 @@ class DataPruner(BaseSampler):
     the kept rows, and inside :func:`skprune.make_pipeline` it prunes the
     training data at fit time only, never the data a pipeline predicts on.
     Subclasses only supply per-sample scores (:meth:`_score_run`); how many
-    rows each class keeps (``quota``) and which ones (highest scores first)
-    is decided here, once, for every strategy.
+    rows each class keeps (``quota``) and which ones (``selection``) is
+    decided here, once, for every strategy.
 
     Parameters
     ----------
@@ -42,41 +51,17 @@ class DataPruner(BaseSampler):
         The model used for scoring (a skorch ``NeuralNetClassifier``) and,
         with ``quota="metriq"``, for measuring class recall. Cloned, never
         modified.
-    density : float in (0, 1], default=0.5
-        Fraction of samples kept: exactly ``round(density * n_samples)``.
-    quota : {None, "proportional", "balanced", "metriq"}, dict or quota object, default=None
-        How the kept budget is split across classes. ``None`` keeps the
-        globally highest scores; ``"proportional"`` keeps the same fraction
-        of every class; ``"balanced"`` the same count; ``"metriq"`` or
-        :class:`MetriQ` keeps fractions proportional to validation error
-        rates; :class:`StrategyQ` copies another pruner's class ratios; a
-        dict ``{class: weight}`` gives density weights directly. Every class
-        keeps at least one sample.
-    random_state : int, RandomState instance or None, default=None
-        Seeds the query networks, the MetriQ split and tie breaks. Only
-        integer seeds make results cacheable.
-    memory : None, str, path or joblib.Memory, default=None
-        Where scores and MetriQ recalls are cached. ``None`` caches within
-        this process; a path or ``joblib.Memory`` shares the cache across
-        processes and runs.
+    {density}
+    {quota}
+    {selection}
+    {random_state}
+    {memory}
 
     Attributes
     ----------
-    sample_indices_ : ndarray of int
-        Kept rows, in their original order.
     scores_ : ndarray of shape (n_samples,)
-        Score of every row (higher = harder = kept first).
-    class_counts_ : dict
-        Kept rows per class.
-    class_densities_ : dict
-        Kept fraction of every class.
-    sampling_strategy_ : dict
-        Same as ``class_counts_`` (imbalanced-learn's name).
-    class_weights_ : dict
-        Density weight of every class, when ``quota`` is not ``None``.
-    n_features_in_ : int
-        Number of features (second dimension) seen in ``fit_resample``;
-        absent for Dataset inputs.
+        Score of every row (higher = harder).
+    {fitted_attributes}
 
     See Also
     --------
@@ -92,18 +77,26 @@ class DataPruner(BaseSampler):
     #: recompute than to look up (random draws).
     _cache_scores = True
 
+    #: Whether scores are real-valued, so that a handful of distinct values
+    #: means a degenerate query network (counts such as forgetting events
+    #: take few values by nature).
+    _continuous_scores = False
+
     _parameter_constraints = {
         "estimator": [HasMethods(["fit", "predict"]), None],
         "density": [Interval(numbers.Real, 0, 1, closed="right")],
-        "quota": [None, StrOptions(set(QUOTA_NAMES)), dict, BaseQuota],
+        "quota": [None, StrOptions(set(QUOTAS)), dict, BaseQuota],
+        "selection": [StrOptions(set(SELECTIONS)), BaseSelection],
         "random_state": ["random_state"],
         "memory": [None, str, os.PathLike, HasMethods(["cache"])],
     }
 
-    def __init__(self, estimator=None, *, density=0.5, quota=None, random_state=None, memory=None):
+    def __init__(self, estimator=None, *, density=0.5, quota=None, selection="hardest",
+                 random_state=None, memory=None):
         self.estimator = estimator
         self.density = density
         self.quota = quota
+        self.selection = selection
         self.random_state = random_state
         self.memory = memory
 
@@ -168,7 +161,7 @@ class DataPruner(BaseSampler):
             y_checked, one_hot = self._check_targets(y)
         else:
             X_checked, y_checked, one_hot = self._check_X_y(X, y)
-        self._fit_resample(X_checked, y_checked)
+        self._prune(X_checked, y_checked)
         kept = self.sample_indices_
         y_kept = _take_rows(y, np.asarray(y) if one_hot else y_checked, kept)
         return _take_rows(X, X_checked, kept), y_kept
@@ -207,91 +200,102 @@ class DataPruner(BaseSampler):
         return y, one_hot
 
     def _fit_resample(self, X, y):
-        try:
-            return self._prune(X, y)
-        finally:
-            # The memo holds the data: a fitted pruner must not keep (or pickle) it.
-            self.__dict__.pop("_data_fingerprint_memo", None)
+        self._prune(X, y)
+        kept = self.sample_indices_
+        return take_rows(X, kept), y[kept]
 
-    def _prune(self, X, y):
-        classes, y_encoded = np.unique(y, return_inverse=True)
-        class_sizes = np.bincount(y_encoded)
+    def _prune(self, X, y, groups=None, key=None):
+        """Score, allocate and select; sets the fitted attributes.
+
+        ``key`` is the :class:`~skprune._context.DataKey` of a pruner that
+        fits this one on the same data (``StrategyQ``), so that the data is
+        hashed once.
+        """
+        owner = type(self).__name__
+        labels = y if groups is None else groups
+        group_labels, group_index = np.unique(labels, return_inverse=True)
+        group_sizes = np.bincount(group_index)
         n_keep = round(self.density * y.shape[0])
-        if n_keep < classes.size:
+        if n_keep < group_labels.size:
+            kind = "classes" if groups is None else "groups"
             raise ValueError(
                 f"density={self.density} keeps round({self.density} * {y.shape[0]}) = "
-                f"{n_keep} samples, fewer than the {classes.size} classes in y; every "
-                f"class keeps at least one sample. Use a density of at least "
-                f"{classes.size / y.shape[0]:.4g}."
+                f"{n_keep} samples, fewer than the {group_labels.size} {kind} in the data; "
+                f"every one keeps at least one sample. Use a density of at least "
+                f"{smallest_density(group_labels.size, y.shape[0]):g}."
             )
-        # Draws happen in a fixed order whatever the quota, so that scores and
-        # quota statistics do not depend on density or quota (and can be cached).
+        # Seeds are drawn in a fixed order whatever the quota, so that scores
+        # and quota statistics depend on neither density nor quota (and can
+        # be cached). With random_state=None they come from numpy's global
+        # generator, as scikit-learn's estimators do; nothing else below
+        # touches a global generator.
         random_state = check_random_state(self.random_state)
-        score_seed, quota_seed, tie_seed = random_state.randint(np.iinfo(np.int32).max, size=3)
-
-        self.scores_ = self._scores(X, y, int(score_seed))
-        order = rank_by_score(self.scores_, np.random.RandomState(tie_seed))
-        if self.quota is None:
-            self.sample_indices_ = select_global(order, y_encoded, classes.size, n_keep)
-        else:
-            weights, quota_attributes = quota_weights(
-                self.quota, self, X, y, classes, int(quota_seed)
-            )
-            for name, value in quota_attributes.items():
-                setattr(self, name, value)
-            self.class_weights_ = dict(zip(classes.tolist(), np.asarray(weights).tolist()))
-            counts = allocate_class_counts(class_sizes, weights, n_keep)
-            self.sample_indices_ = select_per_class(order, y_encoded, counts)
-
-        kept_per_class = np.bincount(y_encoded[self.sample_indices_], minlength=classes.size)
-        self.class_counts_ = dict(zip(classes.tolist(), kept_per_class.tolist()))
-        self.class_densities_ = dict(
-            zip(classes.tolist(), (kept_per_class / class_sizes).tolist())
+        score_seed, quota_seed, tie_seed = (
+            int(seed) for seed in random_state.randint(np.iinfo(np.int32).max, size=3)
         )
+        context = PruningContext(
+            X=X, y=y, groups=groups, group_labels=group_labels, group_index=group_index,
+            group_sizes=group_sizes, n_keep=n_keep, density=self.density, seed=quota_seed,
+            key=key if key is not None else DataKey(X, y, owner),
+            cacheable_seed=isinstance(self.random_state, numbers.Integral),
+            memory=self.memory, estimator=self.estimator, owner=owner,
+        )
+        with preserved_random_state():
+            self.scores_ = self._scores(context, score_seed)
+            selection = make_selection(self.selection)
+            tie_break = np.random.RandomState(tie_seed)
+            if self.quota is None:
+                self.quota_ = None
+                self.sample_indices_ = selection.select_global(
+                    self.scores_, group_index, n_keep, tie_break
+                )
+            else:
+                self.quota_ = make_quota(self.quota).fit(context)
+                counts = allocate_class_counts(group_sizes, self.quota_.weights_, n_keep)
+                _warn_starved(self.quota_, group_labels, group_sizes, counts, self.density)
+                self.sample_indices_ = selection.select(
+                    self.scores_, group_index, counts, tie_break
+                )
+        self._set_counts(y, context)
+        return context
+
+    def _set_counts(self, y, context):
+        classes, class_index = np.unique(y, return_inverse=True)
+        class_sizes = np.bincount(class_index)
+        kept_per_class = np.bincount(class_index[self.sample_indices_], minlength=classes.size)
+        self.class_counts_ = dict(zip(classes.tolist(), kept_per_class.tolist()))
+        self.class_densities_ = dict(zip(classes.tolist(), (kept_per_class / class_sizes).tolist()))
         self.sampling_strategy_ = dict(self.class_counts_)
-        kept = self.sample_indices_
-        return _take_rows(X, X, kept), y[kept]
+        if self.quota_ is not None:
+            self.class_weights_ = dict(zip(context.group_labels.tolist(),
+                                           self.quota_.weights_.tolist()))
+            if hasattr(self.quota_, "class_recall_"):
+                self.class_recall_ = self.quota_.class_recall_
 
-    def _data_fingerprint(self, X, y):
-        """Fingerprint of the data being pruned, hashed once per fit.
-
-        Scores and quota statistics (MetriQ) key their cache entries on it.
-        ``None`` when the data cannot be hashed: then nothing is cached.
-        """
-        memo = self.__dict__.get("_data_fingerprint_memo")
-        if memo is not None and memo[0] is X and memo[1] is y:
-            return memo[2]
-        try:
-            key = fingerprint((X, y))
-        except Exception as exc:  # e.g. a Dataset that cannot be pickled
-            warnings.warn(
-                f"{type(self).__name__} does not cache scores: its data cannot be "
-                f"hashed ({exc}).",
-                UserWarning,
-                stacklevel=4,
-            )
-            key = None
-        self._data_fingerprint_memo = (X, y, key)
-        return key
-
-    def _scores(self, X, y, seed):
-        n_runs = getattr(self, "n_runs", 1)
-        cacheable = self._cache_scores and isinstance(self.random_state, numbers.Integral)
-        data_key = self._data_fingerprint(X, y) if cacheable else None
-        cacheable = cacheable and data_key is not None
+    def _scores(self, context, seed):
+        """Scores of every row: each run computed (or read from the cache), checked, combined."""
+        owner = context.owner
+        cacheable = self._cache_scores and context.data_key is not None
         score_params = {
-            name: value
-            for name, value in self.get_params(deep=False).items()
-            if name not in _SELECTION_PARAMS
+            name: value for name, value in self.get_params(deep=False).items()
+            if name not in NON_SCORE_PARAMS
         }
+        n_samples = context.n_samples
         run_scores = []
-        for run in range(n_runs):
-            run_seed = int(np.random.SeedSequence([seed, run]).generate_state(1)[0] >> 1)
-            key = (type(self).__qualname__, score_params, data_key, run_seed) if cacheable else None
-            scores = cached_call(
-                self.memory, key, lambda run_seed=run_seed: self._score_run(X, y, run_seed)
+        for run_seed in run_seeds(seed, getattr(self, "n_runs", 1)):
+            key = (type(self), score_params, context.data_key, run_seed) if cacheable else None
+            result = cached_result(
+                self.memory, key,
+                lambda run_seed=run_seed: {
+                    "scores": self._score_run(context.X, context.y, run_seed)
+                },
+                check=lambda result: check_scores(result["scores"], n_samples, owner),
+                what=f"{owner} scores",
             )
-            run_scores.append(np.asarray(scores, dtype=float))
+            scores = result["scores"].astype(float)
+            if self._continuous_scores:
+                _warn_collapsed(scores, owner)
+            run_scores.append(scores)
         return self._combine_runs(np.stack(run_scores))
 
     def __sklearn_tags__(self):
@@ -310,11 +314,94 @@ def _num_samples_or_len(obj):
 
 
 def _take_rows(original, checked, indices):
-    """Kept rows of ``original``, in its own type (pandas keeps its index)."""
-    if isinstance(original, torch.utils.data.Dataset):
-        return torch.utils.data.Subset(original, indices.tolist())
-    if hasattr(original, "iloc"):
-        return original.iloc[indices]
-    if isinstance(original, list):
-        return [original[i] for i in indices]
+    """Kept rows in the caller's own type: pandas keeps its index, lists stay lists."""
+    if isinstance(original, (torch.utils.data.Dataset, list)) or hasattr(original, "iloc"):
+        return take_rows(original, indices)
     return checked[indices]
+
+
+def smallest_density(n_groups, n_samples, digits=4):
+    """A density that keeps at least one row per group, as a short number.
+
+    ``n_groups / n_samples`` rounded *up* to ``digits`` significant digits,
+    so that the printed value itself passes the check.
+
+    Parameters
+    ----------
+    n_groups, n_samples : int
+    digits : int, default=4
+
+    Returns
+    -------
+    float
+    """
+    exact = n_groups / n_samples
+    scale = 10.0 ** (digits - 1 - math.floor(math.log10(exact)))
+    return min(1.0, math.ceil(exact * scale - 1e-9) / scale)
+
+
+def check_scores(scores, n_samples, owner):
+    """Raise a ``ValueError`` unless ``scores`` is one finite real number per row.
+
+    Parameters
+    ----------
+    scores : ndarray
+    n_samples : int
+    owner : str
+        Name of the pruner, for the message.
+    """
+    scores = np.asarray(scores)
+    if scores.shape != (n_samples,):
+        raise ValueError(
+            f"{owner} scores must be one number per row, shape ({n_samples},); got shape "
+            f"{scores.shape}"
+        )
+    if scores.dtype.kind not in "biuf":
+        raise ValueError(f"{owner} scores must be real numbers; got dtype {scores.dtype}")
+    if not np.all(np.isfinite(scores)):
+        raise ValueError(
+            f"{owner} scores must be finite; {int(np.sum(~np.isfinite(scores)))} of "
+            f"{n_samples} are NaN or infinite"
+        )
+
+
+def _warn_collapsed(scores, owner):
+    # Continuous scores with a handful of distinct values mean the query
+    # network's outputs saturated onto a few patterns (e.g. after an
+    # exploding learning rate): the ranking is then mostly tie breaks.
+    distinct = np.unique(scores).size
+    if scores.size >= 20 and distinct <= 2:
+        warnings.warn(
+            f"{owner}'s scores collapsed onto {distinct} distinct value(s) over "
+            f"{scores.size} rows: its query network is degenerate (typically a learning "
+            "rate (lr) far too large, or unscaled inputs), so the selection is close to "
+            "arbitrary. Lower the estimator's lr or check the inputs.",
+            DegenerateTrainingWarning,
+            stacklevel=4,
+        )
+
+
+def _warn_starved(quota, group_labels, group_sizes, counts, density):
+    densities = counts / group_sizes
+    starved = ((counts == 1) & (group_sizes > 1)) | (densities < 0.1 * density)
+    if not starved.any():
+        return
+    names = group_labels[starved].tolist()
+    detail = ", ".join(
+        f"{label}: {count} of {size}"
+        for label, count, size in zip(names, counts[starved], group_sizes[starved])
+    )
+    hint = (
+        " MetriQ's weights are error rates: a class with (near-)perfect validation recall "
+        "gets almost none. A larger validation set, MetriQ(confidence=0.9) or "
+        "MetriQ(smoothing=1) keeps such classes."
+        if type(quota).__name__ == "MetriQ" else ""
+    )
+    warnings.warn(
+        f"{type(quota).__name__} cuts {names} to {'its' if len(names) == 1 else 'their'} "
+        f"guaranteed minimum or below a tenth of the overall density {density:g} "
+        f"(kept {detail}). Models trained on this selection may fail on "
+        f"{'it' if len(names) == 1 else 'them'}.{hint}",
+        StarvedGroupWarning,
+        stacklevel=5,
+    )

@@ -1,15 +1,32 @@
 """Caching of scores and quota statistics across fits.
 
 Scoring trains query networks and does not depend on ``density`` or
-``quota``, so a sweep over those should pay for it once. Results are keyed
-on a fingerprint of the data and of every parameter that changes them.
+``quota``, so a sweep over those should pay for it once. A result is keyed
+on everything that changes it: the data's content, every parameter that
+reaches the computation, and the code that runs it (the source files that
+define skprune and the user's classes and functions, and the versions of the
+libraries underneath). What cannot be keyed (a Dataset that reads files
+skprune cannot see, a class without source) is computed without the cache,
+with a warning, rather than risk a stale result.
+
+Results are plain arrays. On disk each is one ``.npz`` file, written
+atomically and read with ``allow_pickle=False``, so a cache directory holds
+no code; a planted or damaged file can still hold wrong numbers, so keep
+shared cache directories writable by their owners only (see
+:ref:`scaling`). An entry that fails its check is recomputed and replaced.
 """
 
 import functools
+import hashlib
 import inspect
 import os
+import sys
+import sysconfig
+import tempfile
+import types
 import warnings
 from collections import OrderedDict
+from pathlib import Path
 from threading import Lock
 
 import joblib
@@ -17,34 +34,33 @@ import numpy as np
 import sklearn
 import skorch
 import torch
-from sklearn.base import BaseEstimator, clone
-from sklearn.utils.validation import check_memory
-
-from ._version import __version__
+from sklearn.base import BaseEstimator
 
 #: Most results kept by the in-process cache (``memory=None``); the oldest
 #: used entry is dropped first.
 PROCESS_CACHE_SIZE = 64
 
-#: Part of every key: the code that computes a result matters as much as its inputs.
-_CODE_VERSIONS = (
-    ("skprune", __version__),
-    ("torch", torch.__version__),
-    ("scikit-learn", sklearn.__version__),
-    ("skorch", skorch.__version__),
-)
+#: The folder under a ``memory`` location that holds skprune's entries.
+CACHE_FOLDER = "skprune-cache"
 
 _process_cache = OrderedDict()
 _process_cache_lock = Lock()
 
 
+class UncacheableError(TypeError):
+    """An input whose content or code cannot be keyed; its result is not cached."""
+
+
 def fingerprint(obj):
-    """A hash of ``obj`` that ignores memory layout.
+    """A hash of ``obj`` by content and code, ignoring memory layout.
 
     Arrays hash by dtype, shape and values, so a C- or F-ordered copy or a
     view of the same values gets the same fingerprint. Tensors hash as
-    arrays, estimators by their (cloned) parameters, and any other object by
-    its pickled content (joblib.hash).
+    arrays; classes and functions by the source files that define them;
+    estimators by their class and (cloned) parameters; torch Datasets by
+    their ``cache_key`` (or, for in-memory datasets such as
+    ``TensorDataset``, their tensors); any other object by its class and
+    pickled content.
 
     Parameters
     ----------
@@ -53,96 +69,290 @@ def fingerprint(obj):
     Returns
     -------
     str
+
+    Raises
+    ------
+    UncacheableError
+        If part of ``obj`` cannot be keyed by content: a Dataset without a
+        ``cache_key``, a class or function without readable source, or an
+        object that cannot be pickled.
     """
     return joblib.hash(_canonical(obj))
 
 
 def _canonical(obj):
+    if obj is None or isinstance(obj, (bool, int, float, complex, str, bytes)):
+        return obj
     if isinstance(obj, type):
-        return _class_identity(obj)
+        return code_identity(obj)
+    if isinstance(obj, (types.FunctionType, types.MethodType, types.BuiltinFunctionType)):
+        return _function_identity(obj)
+    if isinstance(obj, functools.partial):
+        return ("partial", _canonical(obj.func), _canonical(obj.args), _canonical(obj.keywords))
     if isinstance(obj, torch.Tensor):
         obj = obj.detach().cpu().numpy()
     if isinstance(obj, np.ndarray):
         return ("ndarray", obj.dtype.str, obj.shape, np.ascontiguousarray(obj))
+    if isinstance(obj, np.generic):
+        return obj
     if hasattr(obj, "iloc") and hasattr(obj, "to_numpy"):
         return ("pandas", _canonical(obj.to_numpy()), tuple(getattr(obj, "columns", ())))
     if isinstance(obj, BaseEstimator):
-        params = clone(obj).get_params(deep=False)
-        return (type(obj).__module__, type(obj).__qualname__,
+        params = obj.get_params(deep=False)
+        return (code_identity(type(obj)),
                 {name: _canonical(value) for name, value in sorted(params.items())})
     if isinstance(obj, (list, tuple)):
         return type(obj).__name__, [_canonical(item) for item in obj]
     if isinstance(obj, dict):
         return "dict", sorted((repr(key), _canonical(value)) for key, value in obj.items())
-    if isinstance(obj, torch.utils.data.Subset):
-        return "Subset", _canonical(obj.dataset), _canonical(np.asarray(obj.indices))
-    if isinstance(obj, torch.utils.data.TensorDataset):
-        return "TensorDataset", [_canonical(tensor) for tensor in obj.tensors]
-    return obj
+    if isinstance(obj, torch.utils.data.Dataset):
+        return _dataset_identity(obj)
+    try:
+        content = joblib.hash(obj)
+    except Exception as exc:
+        raise UncacheableError(
+            f"a {type(obj).__name__} object cannot be pickled ({exc})"
+        ) from None
+    return ("object", code_identity(type(obj)), content)
+
+
+def _dataset_identity(dataset):
+    key = getattr(dataset, "cache_key", None)
+    if key is not None:
+        key = key() if callable(key) else key
+        return ("Dataset", code_identity(type(dataset)), _canonical(key))
+    if isinstance(dataset, torch.utils.data.Subset):
+        return ("Subset", _canonical(dataset.dataset), _canonical(np.asarray(dataset.indices)))
+    if isinstance(dataset, torch.utils.data.TensorDataset):
+        return ("TensorDataset", [_canonical(tensor) for tensor in dataset.tensors])
+    if isinstance(dataset, torch.utils.data.ConcatDataset):
+        return ("ConcatDataset", [_canonical(part) for part in dataset.datasets])
+    if type(dataset) is skorch.dataset.Dataset:
+        return ("skorch.Dataset", _canonical(dataset.X), _canonical(dataset.y))
+    raise UncacheableError(
+        f"skprune cannot see the content of a {type(dataset).__name__} (it may read "
+        "its rows from files). Give the Dataset a `cache_key` attribute or method "
+        "that changes whenever its content does (for example a hash of its files) "
+        "to cache its scores"
+    )
 
 
 @functools.lru_cache(maxsize=1024)
-def _class_identity(cls):
-    """A class by its code, not only its name: a module class edited and
-    re-imported (or redefined in a notebook) must not reuse old scores.
+def code_identity(obj):
+    """The code of a class or function: its name and the source files it comes from.
 
-    Memoized per class object: reading the source parses the class's whole
-    module, and an edited class is a new object anyway.
+    A class defined in the user's own code (a script, a notebook, a local
+    package) is identified by the content of its defining file and, inside
+    a package, of every other source file of that package, so that an edit
+    to a helper function or constant it uses is a new identity. A class from
+    an installed distribution is identified by its file and the
+    distribution's version.
+
+    Memoized per object: reading sources costs milliseconds, and an edited
+    class that is imported again is a new object anyway.
+
+    Raises
+    ------
+    UncacheableError
+        If the object has no source that can be read (defined interactively
+        in a plain interpreter).
     """
+    module_name = getattr(obj, "__module__", None) or "?"
+    name = (module_name, getattr(obj, "__qualname__", getattr(obj, "__name__", repr(obj))))
+    module = sys.modules.get(module_name)
+    if module_name == "builtins" or (module is None and module_name in sys.builtin_module_names):
+        return ("builtin", *name)
     try:
-        source = inspect.getsource(cls)
-    except (OSError, TypeError):
-        # No source to read (built-in, or defined interactively): this class
-        # object only, so at worst a result is not reused across processes.
-        source = ("id", id(cls))
-    return ("class", cls.__module__, cls.__qualname__, source)
+        path = inspect.getsourcefile(obj)
+    except TypeError:
+        path = None
+    if path is None or not os.path.isfile(path):
+        # A C extension type, or code typed into an interpreter or notebook.
+        version = _package_version(module_name)
+        if version is not None:
+            return ("compiled", *name, version)
+        try:
+            return ("source", *name, inspect.getsource(obj))
+        except (OSError, TypeError):
+            raise UncacheableError(
+                f"the source of {'.'.join(name)} cannot be read, so results computed "
+                "with it cannot be told apart from results of an edited version; define "
+                "it in a file"
+            ) from None
+    path = os.path.realpath(path)
+    if _is_installed(path):
+        return ("installed", *name, _package_version(module_name), _file_digest(path))
+    return ("user", *name, _source_tree_digest(path, module_name))
 
 
-def cached_call(memory, key, compute):
+def _function_identity(func):
+    code = getattr(func, "__code__", None)
+    if code is None:  # a builtin function or method
+        return ("builtin-function", getattr(func, "__module__", None),
+                getattr(func, "__qualname__", repr(func)))
+    closure = tuple(_canonical(cell.cell_contents) for cell in func.__closure__ or ())
+    owner = getattr(func, "__self__", None)
+    return ("function", code_identity(func), code.co_code, repr(code.co_consts),
+            closure, None if owner is None else _canonical(owner))
+
+
+def _package_version(module_name):
+    top = sys.modules.get(module_name.split(".")[0])
+    return getattr(top, "__version__", None)
+
+
+def _is_installed(path):
+    roots = {sysconfig.get_paths()[name] for name in ("purelib", "platlib", "stdlib")}
+    return any(path.startswith(os.path.realpath(root) + os.sep) for root in roots)
+
+
+def _source_tree_digest(path, module_name):
+    """Digest of a user source file and, inside a package, its package's other files."""
+    path = Path(path)
+    depth = module_name.count(".") + (path.name == "__init__.py")
+    root = path.parents[depth - 1] if depth else None  # the top-level package
+    if root is not None and (root / "__init__.py").is_file():
+        files, base = sorted(root.rglob("*.py")), root
+    else:
+        files, base = [path], path.parent
+    digest = hashlib.sha256()
+    for file in files:
+        digest.update(file.relative_to(base).as_posix().encode())
+        digest.update(_file_digest(str(file)).encode())
+    return digest.hexdigest()
+
+
+@functools.lru_cache(maxsize=4096)
+def _file_digest_cached(path, mtime_ns, size):
+    with open(path, "rb") as file:
+        return hashlib.sha256(file.read()).hexdigest()
+
+
+def _file_digest(path):
+    stat = os.stat(path)
+    return _file_digest_cached(path, stat.st_mtime_ns, stat.st_size)
+
+
+def code_versions():
+    """What every key includes: skprune's own source, and the libraries it runs on."""
+    return (
+        ("skprune", _source_tree_digest(str(Path(__file__).resolve()), __name__)),
+        ("torch", torch.__version__),
+        ("numpy", np.__version__),
+        ("scikit-learn", sklearn.__version__),
+        ("skorch", skorch.__version__),
+    )
+
+
+def cached_result(memory, key, compute, *, check=None, what="results"):
     """Return ``compute()``, reusing an earlier result stored under ``key``.
 
     Parameters
     ----------
     memory : None, str, pathlib.Path or joblib.Memory
         ``None`` keeps results in this process (at most
-        :data:`PROCESS_CACHE_SIZE` of them); a path or ``joblib.Memory``
-        stores them on disk, shared by processes and runs.
+        :data:`PROCESS_CACHE_SIZE` of them); a path, or a ``joblib.Memory``
+        (its ``location``), stores them on disk, shared by processes and
+        runs. A ``joblib.Memory`` without a location caches nothing.
     key : object or None
-        Everything the result depends on; hashed with :func:`fingerprint`.
-        ``None`` disables caching (e.g. with ``random_state=None``, where a
-        result must never be reused).
+        Everything the result depends on besides the code, which is added
+        here; hashed with :func:`fingerprint`. ``None`` disables caching
+        (e.g. with ``random_state=None``, where a result must never be
+        reused).
     compute : callable
-        Computes the result; called only on a cache miss.
+        Computes the result, a dict of arrays; called only on a miss.
+    check : callable, default=None
+        Raises ``ValueError`` for a result that must not be used; a stored
+        entry that fails it is recomputed and replaced. Computed results are
+        checked too.
+    what : str, default="results"
+        What is computed, for warnings (e.g. ``"EL2NPruner scores"``).
+
+    Returns
+    -------
+    dict of str to ndarray
     """
     if key is None:
-        return compute()
+        return _checked(compute(), check)
     try:
-        digest = fingerprint((_CODE_VERSIONS, key))
-    except Exception as exc:  # e.g. a Dataset that cannot be pickled
-        warnings.warn(
-            f"Results are not cached because their inputs cannot be hashed ({exc}).",
-            UserWarning,
-            stacklevel=3,
-        )
-        return compute()
+        digest = fingerprint((code_versions(), key))
+    except UncacheableError as exc:
+        warnings.warn(f"{what} are not cached: {exc}.", UserWarning, stacklevel=3)
+        return _checked(compute(), check)
     if memory is None:
-        with _process_cache_lock:
-            if digest in _process_cache:
-                _process_cache.move_to_end(digest)
-                return _process_cache[digest]
-        result = compute()
-        with _process_cache_lock:
-            _process_cache[digest] = result
-            while len(_process_cache) > PROCESS_CACHE_SIZE:
-                _process_cache.popitem(last=False)
-        return result
-    memory = check_memory(os.fspath(memory) if isinstance(memory, os.PathLike) else memory)
-    return memory.cache(_call, ignore=["compute"])(digest, compute)
+        return _process_lookup(digest, compute, check)
+    location = _location(memory)
+    if location is None:
+        return _checked(compute(), check)
+    path = location / CACHE_FOLDER / f"{digest}.npz"
+    stored = _load(path)
+    if stored is not None:
+        try:
+            return _checked(stored, check)
+        except ValueError as exc:
+            warnings.warn(f"Ignoring the cached {what} in {path}: {exc}. Recomputing.",
+                          UserWarning, stacklevel=3)
+    result = _checked(compute(), check)
+    _store(path, result)
+    return result
 
 
-def _call(digest, compute):
-    # joblib.Memory hashes ``digest`` only; ``compute`` carries the data.
-    return compute()
+def _checked(result, check):
+    result = {name: np.asarray(value) for name, value in result.items()}
+    if check is not None:
+        check(result)
+    return result
+
+
+def _process_lookup(digest, compute, check):
+    with _process_cache_lock:
+        stored = _process_cache.get(digest)
+        if stored is not None:
+            _process_cache.move_to_end(digest)
+    if stored is not None:
+        return {name: value.copy() for name, value in stored.items()}
+    result = _checked(compute(), check)
+    with _process_cache_lock:
+        _process_cache[digest] = {name: value.copy() for name, value in result.items()}
+        while len(_process_cache) > PROCESS_CACHE_SIZE:
+            _process_cache.popitem(last=False)
+    return result
+
+
+def _location(memory):
+    if isinstance(memory, (str, os.PathLike)):
+        return Path(os.path.expanduser(os.fspath(memory)))
+    location = getattr(memory, "location", None)
+    return None if location is None else Path(os.path.expanduser(os.fspath(location)))
+
+
+def _load(path):
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            return {name: stored[name] for name in stored.files}
+    except FileNotFoundError:
+        return None
+    except Exception as exc:  # a truncated, planted or foreign file
+        warnings.warn(f"Ignoring the unreadable cache entry {path} ({exc}); recomputing.",
+                      UserWarning, stacklevel=4)
+        return None
+
+
+def _store(path, result):
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor, partial = tempfile.mkstemp(dir=path.parent, suffix=".partial")
+        try:
+            with os.fdopen(descriptor, "wb") as file:
+                np.savez(file, **result)
+            os.replace(partial, path)
+        except BaseException:
+            os.unlink(partial)
+            raise
+    except OSError as exc:
+        # A full disk or a read-only cache loses the reuse, not the result.
+        warnings.warn(f"Could not write the cache entry {path} ({exc}); continuing "
+                      "without storing it.", UserWarning, stacklevel=4)
 
 
 def clear_process_cache():

@@ -17,43 +17,9 @@ from skorch.callbacks import Callback
 from skorch.dataset import unpack_data
 from torch.utils.data import Sampler
 
+from ._torch_utils import OUTPUT_KINDS, output_kind
+
 __all__ = ["PositionBatchSampler", "TrainingDynamicsRecorder", "output_kind"]
-
-#: Outputs the recorder knows how to turn into true-class probabilities.
-OUTPUT_KINDS = ("probabilities", "logits")
-
-
-def output_kind(criterion):
-    """What a skorch classifier's module outputs, judged from its criterion.
-
-    skorch's ``NeuralNetClassifier`` applies ``log`` to the module's output
-    before an ``NLLLoss``, so with that criterion (its default) the module
-    outputs probabilities; ``CrossEntropyLoss`` applies the softmax itself,
-    so the module outputs logits. Other criteria leave it open.
-
-    Parameters
-    ----------
-    criterion : torch loss class or instance
-
-    Returns
-    -------
-    kind : {"probabilities", "logits"} or None
-        ``None`` when the criterion does not tell.
-
-    Examples
-    --------
-    >>> import torch
-    >>> from skprune.callbacks import output_kind
-    >>> output_kind(torch.nn.NLLLoss), output_kind(torch.nn.CrossEntropyLoss())
-    ('probabilities', 'logits')
-    """
-    criterion_type = criterion if isinstance(criterion, type) else type(criterion)
-    if issubclass(criterion_type, torch.nn.NLLLoss):
-        return "probabilities"
-    if issubclass(criterion_type, torch.nn.CrossEntropyLoss):
-        return "logits"
-    return None
-
 
 class PositionBatchSampler(Sampler):
     """Batches of dataset positions that remember each epoch's order.

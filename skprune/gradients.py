@@ -12,7 +12,6 @@ used in ways the hooks cannot attribute, go through an exact general route.
 """
 
 import copy
-import warnings
 from collections import defaultdict
 from collections.abc import Mapping
 
@@ -25,6 +24,7 @@ from torch.nn.parameter import is_lazy
 from torch.utils._pytree import tree_map
 
 from ._ghost_norms import RULE_PARAMETERS, rule_for
+from ._torch_utils import check_class_outputs, floating_dtype, forward, module_device
 
 __all__ = ["per_sample_grad_norms"]
 
@@ -147,10 +147,10 @@ def per_sample_grad_norms(
             f"X and y have different lengths: X has shape {tuple(X.shape)} and y has "
             f"{target.shape[0]} labels. Pass one label per sample (batch dimension first)."
         )
-    dtype = _floating_dtype(module)
+    dtype = floating_dtype(module)
     if X.is_floating_point() and dtype is not None:
         X = X.to(dtype)
-    device = _module_device(module) if device is None else torch.device(device)
+    device = module_device(module) if device is None else torch.device(device)
     batches = (
         (X[start:start + batch_size].to(device), target[start:start + batch_size].to(device))
         for start in range(0, X.shape[0], batch_size)
@@ -207,76 +207,6 @@ def _log_probabilities(output):
     return torch.log(output + torch.finfo(output.dtype).eps)
 
 
-def _check_class_outputs(output, target, kind, *, warn_probabilities=False):
-    """Raise a ``ValueError`` unless ``output`` holds class scores for ``target``.
-
-    Parameters
-    ----------
-    output : object
-        What the module returned for a batch.
-    target : torch.Tensor of shape (n,)
-        The batch's class indices.
-    kind : {"logits", "probabilities"}
-    warn_probabilities : bool, default=False
-        Warn when logits are expected but every row looks like a probability
-        distribution.
-    """
-    n = target.shape[0]
-    if isinstance(output, torch.Tensor):
-        output = output.detach()
-    if not isinstance(output, torch.Tensor) or output.dim() != 2 or output.shape[0] != n:
-        shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
-        raise ValueError(
-            f"The module must output one row of class scores per sample, of shape "
-            f"(n_samples, n_classes); for a batch of {n} samples it returned {shape}. "
-            "Flatten or pool to (n_samples, n_classes) in the module's forward."
-        )
-    n_classes = output.shape[1]
-    _check_labels(target, n_classes)
-    if not torch.isfinite(output).all():
-        raise ValueError(
-            "The module's output contains NaN or infinite values; scores computed "
-            "from it would be meaningless. Check the inputs and the network's "
-            "weights."
-        )
-    if kind == "probabilities":
-        if n and (float(output.min()) < 0 or float(output.max()) > 1 + 1e-4):
-            raise ValueError(
-                "The loss assumes that the module outputs probabilities (NLLLoss, "
-                "skorch's default criterion, is applied to their log), but the output "
-                f"has values in [{float(output.min()):.3g}, {float(output.max()):.3g}]. "
-                "If the module outputs logits, use criterion=torch.nn.CrossEntropyLoss "
-                "(criterion='cross_entropy'); otherwise end the module with a softmax."
-            )
-    elif warn_probabilities and n and n_classes > 1 and _looks_like_probabilities(output):
-        warnings.warn(
-            "The loss assumes that the module outputs logits (CrossEntropyLoss), but "
-            "every output row is non-negative and sums to 1, like probabilities. If the "
-            "module ends with a softmax, use criterion=torch.nn.NLLLoss "
-            "(criterion='nll').",
-            UserWarning,
-            stacklevel=3,
-        )
-
-
-def _check_labels(target, n_classes):
-    """Raise a ``ValueError`` unless every label indexes one of ``n_classes`` outputs."""
-    if target.shape[0] == 0:
-        return
-    low, high = (int(bound) for bound in torch.aminmax(target))
-    if low < 0 or high >= n_classes:
-        raise ValueError(
-            f"Labels must index the module's {n_classes} outputs (0 to {n_classes - 1}); "
-            f"got labels from {low} to {high}. Give the module one output per class, "
-            "or encode the labels as 0 .. n_classes - 1."
-        )
-
-
-def _looks_like_probabilities(output):
-    sums = output.sum(1)
-    return bool((output >= 0).all() and torch.allclose(sums, torch.ones_like(sums), atol=1e-4))
-
-
 def _as_targets(y):
     y = y if isinstance(y, torch.Tensor) else torch.as_tensor(np.asarray(y))
     if y.dim() != 1:
@@ -286,26 +216,6 @@ def _as_targets(y):
             return y.long()
         raise ValueError(f"y must hold integer class indices; got dtype {y.dtype}.")
     return y.long()
-
-
-def _module_device(module):
-    for tensor in (*module.parameters(), *module.buffers()):
-        return tensor.device
-    return torch.device("cpu")
-
-
-def _floating_dtype(module):
-    for tensor in (*module.parameters(), *module.buffers()):
-        if tensor.is_floating_point() and not is_lazy(tensor):
-            return tensor.dtype
-    return None
-
-
-def _forward(module, inputs):
-    """Call ``module`` the way skorch does: a dict of inputs becomes keyword arguments."""
-    if isinstance(inputs, Mapping):
-        return module(**inputs)
-    return module(inputs)
 
 
 #: Samples the first batch's layout check runs on.
@@ -368,7 +278,7 @@ class _GhostNorms:
             # Lazy layers (e.g. LazyLinear) only create their weights in a
             # first forward pass.
             with torch.no_grad():
-                _forward(self.module, inputs)
+                forward(self.module, inputs)
         for layer in self.module.modules():
             if isinstance(layer, _BatchNorm) and layer.running_mean is None:
                 raise ValueError(
@@ -417,7 +327,7 @@ class _GhostNorms:
             self._calls = defaultdict(list)
             self._recording = True
             try:
-                output = _forward(self.module, inputs)
+                output = forward(self.module, inputs)
             finally:
                 self._recording = False
             modified = {
@@ -446,7 +356,7 @@ class _GhostNorms:
                 self._check_per_sample(inputs, target)
         n = target.shape[0]
         output = self._forward_recorded(inputs)
-        _check_class_outputs(output, target, self.kind, warn_probabilities=first)
+        check_class_outputs(output, target, self.kind, warn_probabilities=first)
         losses = self.loss(output, target)
         sq_norms = torch.zeros(n, dtype=torch.float64, device=target.device)
         total = losses.sum()
@@ -529,7 +439,7 @@ class _GhostNorms:
         n = min(target.shape[0], _CHECK_SAMPLES)
         inputs = tree_map(lambda tensor: tensor[:n], inputs)
         output = self._forward_recorded(inputs)
-        _check_class_outputs(output, target[:n], self.kind)
+        check_class_outputs(output, target[:n], self.kind)
         first_loss = self.loss(output, target[:n])[0]
         calls = [(layer, call) for layer, calls in self._calls.items() for call in calls]
         if not calls or not first_loss.requires_grad:
@@ -567,7 +477,7 @@ class _GhostNorms:
         sq_norms = []
         for i in range(target.shape[0]):
             one = tree_map(lambda tensor: tensor[i:i + 1], inputs)
-            loss = self.loss(_forward(self.module, one), target[i:i + 1]).sum()
+            loss = self.loss(forward(self.module, one), target[i:i + 1]).sum()
             grads = torch.autograd.grad(loss, params, allow_unused=True)
             zero = torch.zeros((), dtype=loss.dtype, device=loss.device)
             sq_norms.append(sum((g.pow(2).sum() for g in grads if g is not None), zero))

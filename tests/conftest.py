@@ -7,6 +7,7 @@ import pytest
 import torch
 from sklearn.datasets import load_digits
 from skorch import NeuralNetClassifier
+from skorch.callbacks import Callback
 
 torch.set_num_threads(1)
 
@@ -43,6 +44,31 @@ def make_tiny_net(n_classes=10, max_epochs=5, **params):
     )
     defaults.update(params)
     return NeuralNetClassifier(**defaults)
+
+
+def small_imbalanced(n=(60, 30, 10), n_features=4, seed=0):
+    """Gaussian blobs of the given class sizes, class ``k`` shifted by ``k``."""
+    rng = np.random.RandomState(seed)
+    y = np.repeat(np.arange(len(n)), n)
+    X = rng.normal(size=(y.size, n_features)) + y[:, None]
+    return X, y
+
+
+class RowCounter(Callback):
+    """Counts the training rows a net sees in its first epoch (clones share the list)."""
+
+    rows = []
+
+    def on_epoch_begin(self, net, **kwargs):
+        self.seen_ = 0
+
+    def on_batch_end(self, net, batch=None, training=None, **kwargs):
+        if training:
+            self.seen_ += len(batch[1])
+
+    def on_epoch_end(self, net, **kwargs):
+        if len(net.history) == 1:
+            type(self).rows.append(self.seen_)
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ from skorch.callbacks import Callback
 from skorch.dataset import ValidSplit
 
 from skprune import MetriQ, RandomPruner, make_pipeline
-from skprune.cache import cached_call, clear_process_cache, fingerprint
+from skprune.cache import CACHE_FOLDER, cached_result, clear_process_cache, fingerprint
 
 TESTS = Path(__file__).parent
 
@@ -32,17 +32,16 @@ class CountingTree(DecisionTreeClassifier):
 
 
 class CountTrainings(Callback):
-    """Counts real trainings of skorch nets: scoring nets train with
-    ``train_split=None``, MetriQ's clone keeps the user's split."""
+    """Counts real trainings of query nets, scoring nets and MetriQ's apart."""
 
     scoring = 0
     metriq = 0
 
     def on_train_begin(self, net, **kwargs):
-        if net.train_split is None:
-            CountTrainings.scoring += 1
-        else:
+        if dict(net.callbacks_)["skprune_monitor"].owner == "MetriQ":
             CountTrainings.metriq += 1
+        else:
+            CountTrainings.scoring += 1
 
 
 @pytest.fixture(autouse=True)
@@ -105,7 +104,7 @@ def test_process_cache_is_bounded(monkeypatch):
     monkeypatch.setattr(cache, "PROCESS_CACHE_SIZE", 2)
     calls = []
     for key in (1, 2, 3, 1):
-        cached_call(None, key, lambda key=key: calls.append(key))
+        cached_result(None, key, lambda key=key: calls.append(key) or {"value": np.array(key)})
     # Key 1 was evicted by key 3 and had to be recomputed.
     assert calls == [1, 2, 3, 1]
     assert len(cache._process_cache) == 2
@@ -165,6 +164,187 @@ def test_grid_search_trains_one_scoring_and_one_metriq_net_per_fold(digits):
     assert CountTrainings.scoring == 3 * 2 + 1
 
 
+class LazyFiles(torch.utils.data.Dataset):
+    """Reads its rows from a file at every access, as image-folder datasets do."""
+
+    def __init__(self, path, n):
+        self.path, self.n = path, n
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, index):
+        X, y = np.load(self.path)["X"], np.load(self.path)["y"]
+        return X[index], y[index]
+
+
+class KeyedLazyFiles(LazyFiles):
+    """The same, with a content key: the hash of its file."""
+
+    def cache_key(self):
+        return Path(self.path).read_bytes()
+
+
+def count_scoring_runs(make, X, y, times=2):
+    CountTrainings.scoring = 0
+    for _ in range(times):
+        make().fit_resample(X, y)
+    return CountTrainings.scoring
+
+
+def el2n(memory=None):
+    from skprune import EL2NPruner
+
+    net = make_tiny_net(max_epochs=1, callbacks=[("count", CountTrainings())])
+    return EL2NPruner(net, n_runs=1, epochs=1, density=0.5, random_state=0, memory=memory)
+
+
+def test_a_lazy_dataset_without_a_cache_key_is_never_cached(digits, tmp_path):
+    X, y = digits
+    path = tmp_path / "rows.npz"
+    np.savez(path, X=X[:200], y=y[:200])
+    dataset = LazyFiles(str(path), 200)
+    with pytest.warns(UserWarning, match="cannot see the content of a LazyFiles.*cache_key"):
+        assert count_scoring_runs(lambda: el2n(tmp_path / "cache"), dataset, y[:200]) == 2
+
+    # With a cache_key the scores are reused, until the file changes.
+    keyed = KeyedLazyFiles(str(path), 200)
+    assert count_scoring_runs(lambda: el2n(tmp_path / "cache"), keyed, y[:200]) == 1
+    before = el2n(tmp_path / "cache").fit(keyed, y[:200]).scores_
+    np.savez(path, X=X[200:400], y=y[:200])
+    assert count_scoring_runs(lambda: el2n(tmp_path / "cache"), keyed, y[:200], times=1) == 1
+    assert not np.array_equal(el2n(tmp_path / "cache").fit(keyed, y[:200]).scores_, before)
+
+
+HELPER_MODULE = """
+import torch
+
+SCALE = {scale}
+
+
+def scaled(X):
+    return X * SCALE
+
+
+class HelperNet(torch.nn.Module):
+    def __init__(self, n_classes=10):
+        super().__init__()
+        self.linear = torch.nn.LazyLinear(n_classes)
+
+    def forward(self, X):
+        return self.linear(scaled(X.flatten(1)))
+"""
+
+
+def test_an_edit_to_a_helper_the_module_uses_is_a_new_key(tmp_path, monkeypatch, digits):
+    import importlib.util
+
+    from skorch import NeuralNetClassifier
+
+    def load(scale, folder):
+        path = tmp_path / folder / "helper_net.py"
+        path.parent.mkdir()
+        path.write_text(HELPER_MODULE.format(scale=scale))
+        spec = importlib.util.spec_from_file_location("helper_net", path)
+        module = importlib.util.module_from_spec(spec)
+        monkeypatch.setitem(sys.modules, "helper_net", module)
+        spec.loader.exec_module(module)
+        return module.HelperNet
+
+    X, y = digits
+    X, y = X[:300], y[:300]
+    scores = []
+    for scale, folder in ((1.0, "a"), (3.0, "b")):
+        net = NeuralNetClassifier(load(scale, folder), criterion=torch.nn.CrossEntropyLoss,
+                                  max_epochs=1, train_split=None, verbose=0,
+                                  callbacks=[("count", CountTrainings())])
+        from skprune import EL2NPruner
+
+        CountTrainings.scoring = 0
+        pruner = EL2NPruner(net, n_runs=1, epochs=1, random_state=0, memory=tmp_path / "c")
+        scores.append(pruner.fit(X, y).scores_)
+        # The class's own source did not change, only the helper's constant.
+        assert CountTrainings.scoring == 1
+    assert not np.allclose(scores[0], scores[1])
+
+
+def test_splitters_with_the_same_repr_are_different_keys():
+    from sklearn.model_selection import PredefinedSplit
+
+    X, y = blobs(n=400)
+    first = np.arange(1200) % 3
+    second = first.copy()
+    second[[500, 600, 700]] = (second[[500, 600, 700]] + 1) % 3
+    assert repr(PredefinedSplit(first)) == repr(PredefinedSplit(second))
+    for folds in (first, second):
+        RandomPruner(CountingTree(max_depth=2), density=0.5, random_state=0,
+                     quota=MetriQ(validation=PredefinedSplit(folds))).fit(X, y)
+    assert CountingTree.fits == 6
+
+
+def test_unseeded_splitters_are_never_cached():
+    from sklearn.model_selection import KFold
+
+    X, y = blobs()
+    for _ in range(2):
+        RandomPruner(CountingTree(max_depth=2), density=0.5, random_state=0,
+                     quota=MetriQ(validation=KFold(3, shuffle=True))).fit(X, y)
+    assert CountingTree.fits == 6
+
+
+def test_a_user_subclass_with_a_builtin_name_is_a_different_key():
+    import skprune
+
+    class EL2NPruner(skprune.EL2NPruner):
+        def _score_net(self, net, kind, batches):
+            return -super()._score_net(net, kind, batches)
+
+    X, y = blobs()
+    X = X.astype(np.float32)
+    net = make_tiny_net(max_epochs=1, module__n_classes=3)
+    builtin = skprune.EL2NPruner(net, n_runs=1, random_state=0).fit(X, y).scores_
+    user = EL2NPruner(net, n_runs=1, random_state=0).fit(X, y).scores_
+    np.testing.assert_allclose(user, -builtin)
+
+
+@pytest.mark.parametrize("damage", ["garbage", "wrong-length", "nan"])
+def test_a_damaged_disk_entry_is_a_miss_and_is_replaced(digits, tmp_path, damage):
+    X, y = digits
+    X, y = X[:300], y[:300]
+    reference = el2n(tmp_path).fit(X, y).scores_
+    (entry,) = (tmp_path / CACHE_FOLDER).glob("*.npz")
+    if damage == "garbage":
+        entry.write_bytes(b"not a numpy file")
+    else:
+        scores = np.zeros(5) if damage == "wrong-length" else np.full(300, np.nan)
+        with open(entry, "wb") as file:
+            np.savez(file, scores=scores)
+    with pytest.warns(UserWarning, match="recomputing|Recomputing"):
+        assert count_scoring_runs(lambda: el2n(tmp_path), X, y, times=1) == 1
+    np.testing.assert_array_equal(el2n(tmp_path).fit(X, y).scores_, reference)
+    # The entry was replaced by the recomputed, valid one.
+    assert count_scoring_runs(lambda: el2n(tmp_path), X, y, times=1) == 0
+
+
+def test_a_pickle_planted_in_the_cache_is_never_executed(digits, tmp_path):
+    X, y = digits
+    X, y = X[:300], y[:300]
+    el2n(tmp_path).fit(X, y)
+    (entry,) = (tmp_path / CACHE_FOLDER).glob("*.npz")
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (Path.touch, (marker,))
+
+    with open(entry, "wb") as file:
+        np.savez(file, scores=np.array([Payload()], dtype=object))
+    with pytest.warns(UserWarning):
+        el2n(tmp_path).fit(X, y)
+    # Unpickling the payload would have created the marker.
+    assert not marker.exists()
+
+
 class UnpicklableDataset(torch.utils.data.Dataset):
     """A Dataset that cannot be hashed (it holds a lambda)."""
 
@@ -185,11 +365,9 @@ def test_unhashable_data_is_scored_without_cache(digits):
     dataset = UnpicklableDataset(X[:300], y[:300])
     pruner = EL2NPruner(make_tiny_net(max_epochs=2), n_runs=1, epochs=1, density=0.5,
                         quota="metriq", random_state=0)
-    with pytest.warns(UserWarning, match="cannot be hashed"):
+    with pytest.warns(UserWarning, match="cannot see the content of a UnpicklableDataset"):
         subset, _ = pruner.fit_resample(dataset, y[:300])
     assert len(subset) == 150
-    # The data is hashed once per fit, and the memo does not outlive it.
-    assert "_data_fingerprint_memo" not in vars(pruner)
 
 
 def test_a_changed_class_definition_is_a_different_key(tmp_path, monkeypatch):

@@ -196,7 +196,7 @@ def test_dask_backend(smoke_run, tmp_path):
     assert_same_tables(out, smoke_run.out)
     # Workers share the disk cache: one entry for the EL2N scores, one for
     # the MetriQ recalls, however many workers used them.
-    entries = [path for path in (out / "cache").rglob("output.pkl")]
+    entries = list((out / "cache").rglob("*.npz"))
     assert len(entries) == 2
 
 

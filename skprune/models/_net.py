@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from skorch import NeuralNetClassifier
 
-from .._query import resolve_device
+from .._torch_utils import resolve_device
 from ._augment import AugmentedBatches, make_augmentation
 from ._networks import MLP, VGG, ResNet18, SmallCNN
 from ._recipes import DEFAULT_RECIPES, RECIPES, Recipe

@@ -1,16 +1,46 @@
-"""Class quotas: how a pruner splits its kept budget across classes."""
+"""Quotas: how a pruner splits its kept budget across classes (or groups)."""
+
+from sklearn.base import clone
 
 from ._allocation import allocate_class_counts
 from ._base import BaseQuota
-from ._metriq import MetriQ
+from ._fixed import BalancedQuota, GivenWeights, ProportionalQuota
+from ._metriq import MetriQ, error_weights
 from ._strategy_quota import StrategyQ
-from ._weights import QUOTA_NAMES, quota_weights
+
+#: ``quota=`` strings and the quotas they stand for.
+QUOTAS = {"proportional": ProportionalQuota, "balanced": BalancedQuota, "metriq": MetriQ}
+
+
+def make_quota(quota):
+    """A fresh, unfitted quota from a pruner's ``quota`` parameter.
+
+    Parameters
+    ----------
+    quota : str, dict or BaseQuota
+        A name in :data:`QUOTAS`, a ``{class: weight}`` dict, or a quota
+        object (cloned).
+
+    Returns
+    -------
+    BaseQuota
+    """
+    if isinstance(quota, str):
+        return QUOTAS[quota]()
+    if isinstance(quota, dict):
+        return GivenWeights(quota)
+    return clone(quota)
+
 
 __all__ = [
-    "QUOTA_NAMES",
+    "QUOTAS",
+    "BalancedQuota",
     "BaseQuota",
+    "GivenWeights",
     "MetriQ",
+    "ProportionalQuota",
     "StrategyQ",
     "allocate_class_counts",
-    "quota_weights",
+    "error_weights",
+    "make_quota",
 ]

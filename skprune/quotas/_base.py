@@ -1,41 +1,64 @@
-"""The interface every quota object implements."""
+"""The interface every quota implements."""
 
 from abc import ABCMeta, abstractmethod
 
+import numpy as np
 from sklearn.base import BaseEstimator
 
 
 class BaseQuota(BaseEstimator, metaclass=ABCMeta):
-    """A rule that gives every class a non-negative density weight.
+    """A rule that gives every group (by default, every class) a density weight.
 
-    A pruner turns the weights into kept counts per class with
-    :func:`~skprune.quotas.allocate_class_counts`. Quotas are estimators
-    themselves, so their parameters can be searched over in a pipeline
-    (``"pruner__quota__validation"``) and they are cloned, never fitted in
-    place.
+    A pruner builds a :class:`~skprune._context.PruningContext` once per fit,
+    fits a clone of its quota on it and keeps it as ``quota_``; the weights
+    become kept counts per group through
+    :func:`~skprune.quotas.allocate_class_counts`. Quotas are estimators, so
+    their parameters can be searched over in a pipeline
+    (``"pruner__quota__validation"``).
+
+    Subclasses implement :meth:`_weights`; what else they learn (e.g.
+    MetriQ's ``class_recall_``) they set there.
+
+    Attributes
+    ----------
+    weights_ : ndarray of shape (n_groups,)
+        Non-negative density weight of every group, aligned with
+        ``group_labels_``.
+    group_labels_ : ndarray of shape (n_groups,)
+        The groups (the classes, unless the pruner was given ``groups``).
     """
 
-    @abstractmethod
-    def class_weights(self, pruner, X, y, classes, seed):
-        """Density weight of every class.
+    _parameter_constraints = {}
+
+    def fit(self, context):
+        """Learn the density weight of every group of ``context``.
 
         Parameters
         ----------
-        pruner : DataPruner
-            The pruner being fitted; quotas read its ``estimator``,
-            ``density`` and ``memory``.
-        X : array-like or torch Dataset
-            The data given to ``fit_resample``, validated.
-        y : ndarray of shape (n_samples,)
-        classes : ndarray of shape (n_classes,)
-            Sorted unique labels of ``y``.
-        seed : int
-            Seed for everything random in the quota.
+        context : PruningContext
+            The data being pruned and what the pruner derived from it.
 
         Returns
         -------
-        weights : ndarray of shape (n_classes,)
-            Non-negative density weights, aligned with ``classes``.
-        attributes : dict
-            Fitted attributes to set on the pruner (e.g. ``class_recall_``).
+        self
         """
+        self._validate_params()
+        weights = np.asarray(self._weights(context), dtype=float)
+        n_groups = context.group_labels.shape[0]
+        if weights.shape != (n_groups,):
+            raise ValueError(
+                f"{type(self).__name__} gave {weights.shape} weights for {n_groups} groups; "
+                "a quota gives one weight per group."
+            )
+        if not np.all(np.isfinite(weights)) or np.any(weights < 0):
+            raise ValueError(
+                f"{type(self).__name__} gave weights {weights}; density weights must be "
+                "finite and non-negative."
+            )
+        self.weights_ = weights
+        self.group_labels_ = context.group_labels
+        return self
+
+    @abstractmethod
+    def _weights(self, context):
+        """Density weight of every group of ``context``, aligned with its ``group_labels``."""

@@ -1,4 +1,4 @@
-"""StrategyQ: class quotas copied from another pruner."""
+"""StrategyQ: quotas copied from another pruner."""
 
 import numbers
 
@@ -28,15 +28,18 @@ class StrategyQ(BaseQuota):
         ``None`` it gets a seed drawn from the outer pruner's. Its scores
         come from the score cache when it has seen the same data before.
 
+    Attributes
+    ----------
+    weights_ : ndarray of shape (n_groups,)
+        ``m_k / N_k`` for every class.
+    group_labels_ : ndarray of shape (n_groups,)
+        The classes, in the order of ``weights_``.
+    strategy_class_counts_ : dict
+        Rows ``pruner`` keeps in every class.
+
     See Also
     --------
     MetriQ : quotas from validation error rates.
-
-    Notes
-    -----
-    A quota is never fitted itself: the pruner that uses it gets
-    ``strategy_class_counts_`` (dict class -> rows ``pruner`` keeps) and
-    ``class_weights_``.
 
     Examples
     --------
@@ -46,7 +49,7 @@ class StrategyQ(BaseQuota):
     >>> inner = RandomPruner(random_state=1)
     >>> pruner = RandomPruner(density=0.3, quota=StrategyQ(inner), random_state=0)
     >>> _ = pruner.fit_resample(X, y)
-    >>> pruner.class_counts_ == pruner.strategy_class_counts_
+    >>> pruner.class_counts_ == pruner.quota_.strategy_class_counts_
     True
     """
 
@@ -55,20 +58,21 @@ class StrategyQ(BaseQuota):
     def __init__(self, pruner):
         self.pruner = pruner
 
-    def class_weights(self, pruner, X, y, classes, seed):
-        self._validate_params()
-        strategy = clone(self.pruner).set_params(density=pruner.density, quota=None)
+    def _weights(self, context):
+        strategy = clone(self.pruner).set_params(density=context.density, quota=None)
         if strategy.random_state is None:
             # An int seed when the outer one is an int keeps the inner scores
             # cacheable; otherwise a RandomState seeded from the outer draw
             # is reproducible without being cached.
-            outer_is_int = isinstance(pruner.random_state, numbers.Integral)
             strategy.set_params(
-                random_state=seed if outer_is_int else np.random.RandomState(seed)
+                random_state=context.seed if context.cacheable_seed
+                else np.random.RandomState(context.seed)
             )
         if strategy.memory is None:
-            strategy.set_params(memory=pruner.memory)
-        strategy.fit_resample(X, y)
-        kept = np.array([strategy.class_counts_.get(label, 0) for label in classes.tolist()])
-        class_sizes = np.array([np.count_nonzero(y == label) for label in classes])
-        return kept / class_sizes, {"strategy_class_counts_": dict(strategy.class_counts_)}
+            strategy.set_params(memory=context.memory)
+        strategy._validate_params()
+        strategy._prune(context.X, context.y, context.groups, key=context.key)
+        kept = np.bincount(context.group_index[strategy.sample_indices_],
+                           minlength=context.group_labels.shape[0])
+        self.strategy_class_counts_ = dict(zip(context.group_labels.tolist(), kept.tolist()))
+        return kept / context.group_sizes

@@ -4,12 +4,14 @@ from numbers import Integral
 
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from .._dynamics import dynamic_uncertainty, record_dynamics
+from .._docstrings import pruner_docstring
+from .._dynamics import dynamic_uncertainty
 from .._query import check_skorch_classifier
-from ..base import DataPruner
+from ._training_dynamics import TrainingDynamicsPruner
 
 
-class DynamicUncertaintyPruner(DataPruner):
+@pruner_docstring
+class DynamicUncertaintyPruner(TrainingDynamicsPruner):
     """Keep the samples whose predicted probability fluctuates most in training.
 
     A clone of ``estimator`` is trained on the data given to
@@ -24,56 +26,38 @@ class DynamicUncertaintyPruner(DataPruner):
 
     Parameters
     ----------
-    estimator : skorch.NeuralNetClassifier, default=None
-        The query network. Its module must output probabilities with
-        ``criterion=torch.nn.NLLLoss`` (skorch's default) or logits with
-        ``criterion=torch.nn.CrossEntropyLoss``. It is cloned with
-        ``train_split=None`` so that every sample is trained on and recorded;
-        its batch size, shuffling, optimizer and callbacks are kept, but not
-        ``iterator_train__drop_last`` (every sample is presented every epoch)
-        and it may not set its own ``iterator_train__sampler``. It is never
-        modified. With ``quota="metriq"`` it also measures class
-        recall.
-    density : float in (0, 1], default=0.5
-        Fraction of samples kept: exactly ``round(density * n_samples)``.
-    quota : {None, "proportional", "balanced", "metriq"}, dict or quota object, default=None
-        How the kept budget is split across classes; see
-        :class:`~skprune.base.DataPruner`.
+    {query_estimator}
+        With ``record="train"`` its batch size and shuffling are kept, but
+        not ``iterator_train__drop_last`` (every sample is presented every
+        epoch), and it may not set its own ``iterator_train__sampler``.
+    {density}
+    {quota}
+    {selection}
     window : int, default=10
-        Epochs per window; at most the estimator's ``max_epochs``.
+        Epochs per window; at most the estimator's ``max_epochs`` (minus
+        one with ``windows="before-last"``).
+    windows : {"all", "before-last"}, default="all"
+        Which windows are averaged: every window of ``window`` consecutive
+        epochs, or only the windows that end before the final epoch, as in
+        He et al.'s definition.
     record : {"train", "eval"}, default="train"
         Where the probabilities come from. ``"train"`` reads the training
         forward pass (train mode, before each optimizer step), which costs
-        nothing extra. ``"eval"`` adds, after every epoch, a pass over the
-        training data without gradients, in eval mode and without the
-        training iterator's augmentation, as He et al. do.
+        nothing extra, as the DRoP authors do. ``"eval"`` adds, after every
+        epoch, a pass over the training data without gradients, in eval
+        mode and without the training iterator's augmentation, as He et al.
+        do.
     n_runs : int, default=1
         Independent query trainings (different initialisation and
         shuffling); their scores are averaged.
-    random_state : int, RandomState instance or None, default=None
-        Seeds the query trainings, the MetriQ model and tie breaks.
-    memory : None, str, path or joblib.Memory, default=None
-        Cache of each run's scores (and MetriQ recalls), so that changing
-        ``density`` or ``quota`` does not retrain.
+    {random_state}
+    {memory}
 
     Attributes
     ----------
     scores_ : ndarray of shape (n_samples,)
         Dynamic uncertainty, averaged over runs.
-    sample_indices_ : ndarray of int
-        Kept rows, in their original order.
-    class_counts_ : dict
-        Kept rows per class.
-    class_densities_ : dict
-        Kept fraction of every class.
-    sampling_strategy_ : dict
-        Same as ``class_counts_`` (imbalanced-learn's name).
-    class_weights_ : dict
-        Density weight of every class, when ``quota`` is not ``None``.
-    class_recall_ : dict
-        Validation recall of every class, with ``quota="metriq"``.
-    n_features_in_ : int
-        Number of features (second dimension) seen in ``fit_resample``.
+    {fitted_attributes}
 
     See Also
     --------
@@ -113,33 +97,42 @@ class DynamicUncertaintyPruner(DataPruner):
     (1797,)
     """
 
+    _continuous_scores = True
+
     _parameter_constraints = {
-        **DataPruner._parameter_constraints,
+        **TrainingDynamicsPruner._parameter_constraints,
         "window": [Interval(Integral, 2, None, closed="left")],
+        "windows": [StrOptions({"all", "before-last"})],
         "record": [StrOptions({"train", "eval"})],
-        "n_runs": [Interval(Integral, 1, None, closed="left")],
     }
 
     def __init__(
-        self, estimator=None, *, density=0.5, quota=None, window=10, record="train",
-        n_runs=1, random_state=None, memory=None,
+        self, estimator=None, *, density=0.5, quota=None, selection="hardest", window=10,
+        windows="all", record="train", n_runs=1, random_state=None, memory=None,
     ):
         super().__init__(
-            estimator, density=density, quota=quota, random_state=random_state, memory=memory
+            estimator, density=density, quota=quota, selection=selection, n_runs=n_runs,
+            random_state=random_state, memory=memory,
         )
         self.window = window
+        self.windows = windows
         self.record = record
-        self.n_runs = n_runs
 
-    def _score_run(self, X, y, seed):
+    def _recorded_pass(self):
+        return self.record
+
+    def _check_schedule(self):
+        # Fail before training rather than after the whole schedule.
         owner = type(self).__name__
         check_skorch_classifier(self.estimator, owner)
-        # Fail before training rather than after the whole schedule.
-        if self.window > self.estimator.max_epochs:
+        epochs = self.estimator.max_epochs - (self.windows == "before-last")
+        if self.window > epochs:
             raise ValueError(
-                f"{owner}(window={self.window}) needs at least {self.window} epochs of "
-                f"training, but the estimator trains for max_epochs="
-                f"{self.estimator.max_epochs}. Lower window or raise max_epochs."
+                f"{owner}(window={self.window}, windows={self.windows!r}) needs at least "
+                f"{self.window + (self.windows == 'before-last')} epochs of training, but "
+                f"the estimator trains for max_epochs={self.estimator.max_epochs}. Lower "
+                "window or raise max_epochs."
             )
-        _, proba = record_dynamics(self.estimator, X, y, seed, owner=owner, record=self.record)
-        return dynamic_uncertainty(proba, window=self.window)
+
+    def _score_record(self, correct, proba):
+        return dynamic_uncertainty(proba, window=self.window, windows=self.windows)

@@ -5,29 +5,23 @@ from numbers import Integral
 
 from sklearn.utils._param_validation import Interval
 
-from .._query import (
-    check_skorch_classifier,
-    eval_batches,
-    fit_query_net,
-    initialize_checked,
-    make_query_net,
-    net_inputs,
-    net_targets,
-)
+from .._query import check_skorch_classifier, eval_batches, train_query_net
+from .._torch_utils import net_inputs, net_targets
 from ..base import DataPruner
-from ..callbacks import output_kind
 
 
-class _EarlyTrainingPruner(DataPruner):
+class EarlyTrainingPruner(DataPruner):
     """Base of GraNd and EL2N: score every sample with a briefly trained clone.
 
-    A clone of ``estimator`` is initialized and trained for ``epochs``
-    epochs on all the data (``train_split=None``), then every sample is
-    scored in eval mode over the net's non-augmenting iterator
-    (``iterator_valid``). Scores are averaged over ``n_runs`` independent
-    initializations (by :class:`~skprune.base.DataPruner`). Subclasses only
-    implement :meth:`_score_net`.
+    A clone of ``estimator`` is trained for ``epochs`` epochs on all the
+    data (through the one query path, :func:`skprune._query.train_query_net`),
+    then every sample is scored in eval mode over the net's non-augmenting
+    iterator (``iterator_valid``). Scores are averaged over ``n_runs``
+    independent initializations. Subclasses only implement
+    :meth:`_score_net`.
     """
+
+    _continuous_scores = True
 
     _parameter_constraints = {
         **DataPruner._parameter_constraints,
@@ -36,11 +30,12 @@ class _EarlyTrainingPruner(DataPruner):
     }
 
     def __init__(
-        self, estimator=None, *, density=0.5, quota=None, epochs=None, n_runs=5,
-        random_state=None, memory=None,
+        self, estimator=None, *, density=0.5, quota=None, selection="hardest", epochs=None,
+        n_runs=5, random_state=None, memory=None,
     ):
         super().__init__(
-            estimator, density=density, quota=quota, random_state=random_state, memory=memory
+            estimator, density=density, quota=quota, selection=selection,
+            random_state=random_state, memory=memory,
         )
         self.epochs = epochs
         self.n_runs = n_runs
@@ -66,29 +61,13 @@ class _EarlyTrainingPruner(DataPruner):
     def _score_run(self, X, y, seed):
         owner = type(self).__name__
         check_skorch_classifier(self.estimator, owner)
-        X, target = net_inputs(X), net_targets(y)
-        epochs = self._query_epochs()
-        net = make_query_net(self.estimator, owner=owner)
-        kind = self._output_kind(net)
-        initialize_checked(net, X, target, kind, seed)
-        if epochs > 0:
-            fit_query_net(net, X, target, seed, epochs=epochs)
-        return self._score_net(net, kind, eval_batches(net, X, target))
+        net, kind = train_query_net(
+            self.estimator, X, y, seed, owner=owner, epochs=self._query_epochs()
+        )
+        return self._score_net(net, kind, eval_batches(net, net_inputs(X), net_targets(y)))
 
     def _query_epochs(self):
         if self.epochs is not None:
             return self.epochs
         # 10% of the estimator's schedule, rounded up, and at least one epoch.
         return max(1, -(-self.estimator.max_epochs // 10))
-
-    def _output_kind(self, net):
-        kind = output_kind(net.criterion)
-        if kind is None:
-            raise ValueError(
-                f"{type(self).__name__} needs to know whether the network outputs "
-                "probabilities or logits: use criterion=torch.nn.NLLLoss (skorch's "
-                "default; the module outputs probabilities) or "
-                "criterion=torch.nn.CrossEntropyLoss (the module outputs logits); got "
-                f"{net.criterion!r}."
-            )
-        return kind

@@ -3,11 +3,13 @@
 import numpy as np
 import torch
 
-from ..gradients import _check_class_outputs, _forward
-from ._early_training import _EarlyTrainingPruner
+from .._torch_utils import check_class_outputs, forward
+from .._docstrings import pruner_docstring
+from ._early_training import EarlyTrainingPruner
 
 
-class EL2NPruner(_EarlyTrainingPruner):
+@pruner_docstring
+class EL2NPruner(EarlyTrainingPruner):
     """Keep the samples with the largest prediction errors early in training.
 
     A clone of ``estimator`` is trained for ``epochs`` epochs on the data
@@ -23,50 +25,27 @@ class EL2NPruner(_EarlyTrainingPruner):
 
     Parameters
     ----------
-    estimator : skorch.NeuralNetClassifier, default=None
-        The query network. Its module must output probabilities with
-        ``criterion=torch.nn.NLLLoss`` (skorch's default; used as they are)
-        or logits with ``criterion=torch.nn.CrossEntropyLoss`` (a softmax is
-        applied). It is cloned with ``train_split=None`` so that every
-        sample is trained on; its batch size, optimizer and callbacks are
-        kept. It is never modified. With ``quota="metriq"`` it also
-        measures class recall.
-    density : float in (0, 1], default=0.5
-        Fraction of samples kept: exactly ``round(density * n_samples)``.
-    quota : {None, "proportional", "balanced", "metriq"}, dict or quota object, default=None
-        How the kept budget is split across classes; see
-        :class:`~skprune.base.DataPruner`.
+    {query_estimator}
+    {density}
+    {quota}
+    {selection}
     epochs : int >= 0 or None, default=None
-        Epochs of query training before scoring. ``None`` means 10% of the
-        estimator's ``max_epochs``, rounded up (at least 1); ``0`` scores
-        the freshly initialized network.
-    n_runs : int, default=5
-        Independent query networks (initialization and shuffling); their
-        scores are averaged.
-    random_state : int, RandomState instance or None, default=None
-        Seeds the query networks, the MetriQ model and tie breaks.
-    memory : None, str, path or joblib.Memory, default=None
-        Cache of each run's scores (and MetriQ recalls), so that changing
-        ``density`` or ``quota`` does not retrain.
+        Epochs of query training before scoring: the first ``epochs`` of
+        the estimator's full schedule (its learning-rate schedule keeps the
+        shape of the full run). ``None`` means 10% of the estimator's
+        ``max_epochs``, rounded up (at least 1); ``0`` scores the freshly
+        initialized network. To train a schedule compressed into the short
+        run instead, as the DRoP authors do, pass an estimator whose
+        ``max_epochs`` is the short run's (see :ref:`fidelity`).
+    {n_runs_mean}
+    {random_state}
+    {memory}
 
     Attributes
     ----------
     scores_ : ndarray of shape (n_samples,)
         Error norms averaged over runs, in ``[0, sqrt(2)]``.
-    sample_indices_ : ndarray of int
-        Kept rows, in their original order.
-    class_counts_ : dict
-        Kept rows per class.
-    class_densities_ : dict
-        Kept fraction of every class.
-    sampling_strategy_ : dict
-        Same as ``class_counts_`` (imbalanced-learn's name).
-    class_weights_ : dict
-        Density weight of every class, when ``quota`` is not ``None``.
-    class_recall_ : dict
-        Validation recall of every class, with ``quota="metriq"``.
-    n_features_in_ : int
-        Number of features (second dimension) seen in ``fit_resample``.
+    {fitted_attributes}
 
     See Also
     --------
@@ -104,8 +83,8 @@ class EL2NPruner(_EarlyTrainingPruner):
         scores = []
         with torch.no_grad():
             for inputs, target in batches:
-                output = _forward(module, inputs)
-                _check_class_outputs(output, target, kind)
+                output = forward(module, inputs)
+                check_class_outputs(output, target, kind)
                 error = output.softmax(1) if kind == "logits" else output.clone()
                 error[torch.arange(target.shape[0], device=error.device), target] -= 1
                 scores.append(torch.linalg.vector_norm(error, dim=1).double().cpu())

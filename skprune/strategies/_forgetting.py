@@ -1,14 +1,14 @@
 """Forgetting-event pruning (Toneva et al., 2019)."""
 
-from numbers import Integral
+from sklearn.utils._param_validation import StrOptions
 
-from sklearn.utils._param_validation import Interval
+from .._docstrings import pruner_docstring
+from .._dynamics import forgetting_events
+from ._training_dynamics import TrainingDynamicsPruner
 
-from .._dynamics import forgetting_events, record_dynamics
-from ..base import DataPruner
 
-
-class ForgettingPruner(DataPruner):
+@pruner_docstring
+class ForgettingPruner(TrainingDynamicsPruner):
     """Keep the samples a network forgets most often while it trains.
 
     A clone of ``estimator`` is trained on the data given to
@@ -25,48 +25,29 @@ class ForgettingPruner(DataPruner):
 
     Parameters
     ----------
-    estimator : skorch.NeuralNetClassifier, default=None
-        The query network. Its module must output probabilities with
-        ``criterion=torch.nn.NLLLoss`` (skorch's default) or logits with
-        ``criterion=torch.nn.CrossEntropyLoss``. It is cloned with
-        ``train_split=None`` so that every sample is trained on and recorded;
-        its batch size, shuffling, optimizer and callbacks are kept, but not
-        ``iterator_train__drop_last`` (every sample is presented every epoch)
-        and it may not set its own ``iterator_train__sampler``. It is never
-        modified. With ``quota="metriq"`` it also measures class
-        recall.
-    density : float in (0, 1], default=0.5
-        Fraction of samples kept: exactly ``round(density * n_samples)``.
-    quota : {None, "proportional", "balanced", "metriq"}, dict or quota object, default=None
-        How the kept budget is split across classes; see
-        :class:`~skprune.base.DataPruner`.
+    {query_estimator}
+        Its batch size and shuffling are kept, but not
+        ``iterator_train__drop_last`` (every sample is presented every
+        epoch), and it may not set its own ``iterator_train__sampler``.
+    {density}
+    {quota}
+    {selection}
     n_runs : int, default=1
         Independent query trainings (different initialisation and shuffling);
         their event counts are summed.
-    random_state : int, RandomState instance or None, default=None
-        Seeds the query trainings, the MetriQ model and tie breaks.
-    memory : None, str, path or joblib.Memory, default=None
-        Cache of each run's scores (and MetriQ recalls), so that changing
-        ``density`` or ``quota`` does not retrain.
+    never_learned : {"presentations", "zero"}, default="presentations"
+        Score of a sample never classified correctly in a run: its number of
+        presentations, which ranks it above every sample learnt at some point
+        (Toneva et al.), or 0, the same as a sample never forgotten, as the
+        DRoP authors' code counts it.
+    {random_state}
+    {memory}
 
     Attributes
     ----------
     scores_ : ndarray of shape (n_samples,)
         Forgetting events summed over runs.
-    sample_indices_ : ndarray of int
-        Kept rows, in their original order.
-    class_counts_ : dict
-        Kept rows per class.
-    class_densities_ : dict
-        Kept fraction of every class.
-    sampling_strategy_ : dict
-        Same as ``class_counts_`` (imbalanced-learn's name).
-    class_weights_ : dict
-        Density weight of every class, when ``quota`` is not ``None``.
-    class_recall_ : dict
-        Validation recall of every class, with ``quota="metriq"``.
-    n_features_in_ : int
-        Number of features (second dimension) seen in ``fit_resample``.
+    {fitted_attributes}
 
     See Also
     --------
@@ -103,24 +84,22 @@ class ForgettingPruner(DataPruner):
     """
 
     _parameter_constraints = {
-        **DataPruner._parameter_constraints,
-        "n_runs": [Interval(Integral, 1, None, closed="left")],
+        **TrainingDynamicsPruner._parameter_constraints,
+        "never_learned": [StrOptions({"presentations", "zero"})],
     }
 
     def __init__(
-        self, estimator=None, *, density=0.5, quota=None, n_runs=1, random_state=None,
-        memory=None,
+        self, estimator=None, *, density=0.5, quota=None, selection="hardest", n_runs=1,
+        never_learned="presentations", random_state=None, memory=None,
     ):
         super().__init__(
-            estimator, density=density, quota=quota, random_state=random_state, memory=memory
+            estimator, density=density, quota=quota, selection=selection, n_runs=n_runs,
+            random_state=random_state, memory=memory,
         )
-        self.n_runs = n_runs
+        self.never_learned = never_learned
 
-    def _score_run(self, X, y, seed):
-        correct, _ = record_dynamics(
-            self.estimator, X, y, seed, owner=type(self).__name__, record="train"
-        )
-        return forgetting_events(correct)
+    def _score_record(self, correct, proba):
+        return forgetting_events(correct, never_learned=self.never_learned)
 
     def _combine_runs(self, run_scores):
         # Toneva et al. count events over all presentations, so runs add up.

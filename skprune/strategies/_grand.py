@@ -5,11 +5,14 @@ import itertools
 import torch
 from sklearn.utils._param_validation import StrOptions
 
-from ..gradients import _forward, _grad_norms_of_batches
-from ._early_training import _EarlyTrainingPruner
+from .._torch_utils import forward
+from ..gradients import _grad_norms_of_batches
+from .._docstrings import pruner_docstring
+from ._early_training import EarlyTrainingPruner
 
 
-class GraNdPruner(_EarlyTrainingPruner):
+@pruner_docstring
+class GraNdPruner(EarlyTrainingPruner):
     """Keep the samples with the largest loss-gradient norms early in training.
 
     A clone of ``estimator`` is trained for ``epochs`` epochs on the data
@@ -27,26 +30,16 @@ class GraNdPruner(_EarlyTrainingPruner):
 
     Parameters
     ----------
-    estimator : skorch.NeuralNetClassifier, default=None
-        The query network. Its module must output probabilities with
-        ``criterion=torch.nn.NLLLoss`` (skorch's default; the loss is then
-        ``-log(p_y + eps)``, as skorch trains it) or logits with
-        ``criterion=torch.nn.CrossEntropyLoss``. It is cloned with
-        ``train_split=None`` so that every sample is trained on; its batch
-        size, optimizer and callbacks are kept. It is never modified. With
-        ``quota="metriq"`` it also measures class recall.
-    density : float in (0, 1], default=0.5
-        Fraction of samples kept: exactly ``round(density * n_samples)``.
-    quota : {None, "proportional", "balanced", "metriq"}, dict or quota object, default=None
-        How the kept budget is split across classes; see
-        :class:`~skprune.base.DataPruner`.
+    {query_estimator}
+    {density}
+    {quota}
+    {selection}
     epochs : int >= 0 or None, default=None
-        Epochs of query training before scoring. ``None`` means 10% of the
+        Epochs of query training before scoring: the first ``epochs`` of
+        the estimator's full schedule. ``None`` means 10% of the
         estimator's ``max_epochs``, rounded up (at least 1); ``0`` scores
-        the freshly initialized network.
-    n_runs : int, default=5
-        Independent query networks (initialization and shuffling); their
-        scores are averaged.
+        the freshly initialized network (the original GraNd).
+    {n_runs_mean}
     layers : {"all", "last"}, default="all"
         ``"all"``: the norm over every trainable parameter. ``"last"``: only
         the parameters of the final ``torch.nn.Linear`` layer (the last one
@@ -54,30 +47,14 @@ class GraNdPruner(_EarlyTrainingPruner):
         per-sample gradient is ``g h^T`` (and ``g`` for the bias), with ``h``
         the layer's input and ``g`` the loss gradient at its output (``p -
         onehot(y)`` for logits), so the score is ``|g| sqrt(|h|^2 + 1)``.
-    random_state : int, RandomState instance or None, default=None
-        Seeds the query networks, the MetriQ model and tie breaks.
-    memory : None, str, path or joblib.Memory, default=None
-        Cache of each run's scores (and MetriQ recalls), so that changing
-        ``density`` or ``quota`` does not retrain.
+    {random_state}
+    {memory}
 
     Attributes
     ----------
     scores_ : ndarray of shape (n_samples,)
         Gradient norms averaged over runs.
-    sample_indices_ : ndarray of int
-        Kept rows, in their original order.
-    class_counts_ : dict
-        Kept rows per class.
-    class_densities_ : dict
-        Kept fraction of every class.
-    sampling_strategy_ : dict
-        Same as ``class_counts_`` (imbalanced-learn's name).
-    class_weights_ : dict
-        Density weight of every class, when ``quota`` is not ``None``.
-    class_recall_ : dict
-        Validation recall of every class, with ``quota="metriq"``.
-    n_features_in_ : int
-        Number of features (second dimension) seen in ``fit_resample``.
+    {fitted_attributes}
 
     See Also
     --------
@@ -111,17 +88,17 @@ class GraNdPruner(_EarlyTrainingPruner):
     """
 
     _parameter_constraints = {
-        **_EarlyTrainingPruner._parameter_constraints,
+        **EarlyTrainingPruner._parameter_constraints,
         "layers": [StrOptions({"all", "last"})],
     }
 
     def __init__(
-        self, estimator=None, *, density=0.5, quota=None, epochs=None, n_runs=5,
-        layers="all", random_state=None, memory=None,
+        self, estimator=None, *, density=0.5, quota=None, selection="hardest", epochs=None,
+        n_runs=5, layers="all", random_state=None, memory=None,
     ):
         super().__init__(
-            estimator, density=density, quota=quota, epochs=epochs, n_runs=n_runs,
-            random_state=random_state, memory=memory,
+            estimator, density=density, quota=quota, selection=selection, epochs=epochs,
+            n_runs=n_runs, random_state=random_state, memory=memory,
         )
         self.layers = layers
 
@@ -152,7 +129,7 @@ def _final_linear(module, inputs):
     try:
         module.eval()
         with torch.no_grad():
-            _forward(module, inputs)
+            forward(module, inputs)
     finally:
         module.train(training)
         for hook in hooks:

@@ -2,9 +2,11 @@
 
 import numpy as np
 
+from .._docstrings import pruner_docstring
 from ..base import DataPruner
 
 
+@pruner_docstring
 class RandomPruner(DataPruner):
     """Keep a random subset, optionally with class quotas.
 
@@ -20,35 +22,19 @@ class RandomPruner(DataPruner):
     estimator : classifier, default=None
         Only needed by ``quota="metriq"``, which trains a clone of it to
         measure class recall. Any scikit-learn classifier or skorch net.
-    density : float in (0, 1], default=0.5
-        Fraction of samples kept: exactly ``round(density * n_samples)``.
-    quota : {None, "proportional", "balanced", "metriq"}, dict or quota object, default=None
-        How the kept budget is split across classes; see
-        :class:`~skprune.base.DataPruner`.
-    random_state : int, RandomState instance or None, default=None
-        Seeds the scores, the MetriQ model and tie breaks.
+    {density}
+    {quota}
+    {selection}
+    {random_state}
     memory : None, str, path or joblib.Memory, default=None
         Cache for MetriQ recalls (random scores are not cached: drawing
         them is cheaper than looking them up).
 
     Attributes
     ----------
-    sample_indices_ : ndarray of int
-        Kept rows, in their original order.
     scores_ : ndarray of shape (n_samples,)
         The random scores.
-    class_counts_ : dict
-        Kept rows per class.
-    class_densities_ : dict
-        Kept fraction of every class.
-    sampling_strategy_ : dict
-        Same as ``class_counts_`` (imbalanced-learn's name).
-    class_weights_ : dict
-        Density weight of every class, when ``quota`` is not ``None``.
-    class_recall_ : dict
-        Validation recall of every class, with ``quota="metriq"``.
-    n_features_in_ : int
-        Number of features (second dimension) seen in ``fit_resample``.
+    {fitted_attributes}
 
     See Also
     --------

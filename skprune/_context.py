@@ -1,0 +1,114 @@
+"""What a pruner knows about the data it prunes, built once per fit."""
+
+import dataclasses
+import warnings
+
+import numpy as np
+
+from .cache import UncacheableError, fingerprint
+
+
+class DataKey:
+    """The content hash of ``(X, y)``, computed on first use and then remembered.
+
+    Shared by a pruner's context and by the contexts of the pruners its
+    quota fits on the same data (``StrategyQ``), so that the data is hashed
+    once per fit whatever reads the key.
+
+    Parameters
+    ----------
+    X, y : the data being pruned
+    owner : str
+        Name of the pruner, for the warning when the data cannot be keyed.
+    """
+
+    _UNSET = object()
+
+    def __init__(self, X, y, owner):
+        self._data = (X, y)
+        self._owner = owner
+        self._value = self._UNSET
+
+    def get(self):
+        """The hash, or ``None`` (with a warning) when the data cannot be keyed."""
+        if self._value is self._UNSET:
+            try:
+                self._value = fingerprint(self._data)
+            except UncacheableError as exc:
+                warnings.warn(f"{self._owner} does not cache its results: {exc}.",
+                              UserWarning, stacklevel=5)
+                self._value = None
+            self._data = None  # the key must not keep the data alive
+        return self._value
+
+
+@dataclasses.dataclass(frozen=True)
+class PruningContext:
+    """The data of one ``fit_resample`` call and everything derived from it once.
+
+    Quotas are fitted on it (:meth:`skprune.quotas.BaseQuota.fit`), and
+    scores are keyed on its ``data_key``, so that the data is validated,
+    encoded, counted and hashed once per fit, whatever reads it.
+
+    Parameters
+    ----------
+    X : validated array or torch Dataset
+        The rows being pruned.
+    y : ndarray of shape (n_samples,)
+        Their class labels.
+    groups : ndarray of shape (n_samples,) or None
+        Group labels given as fit metadata; ``None`` when the groups are the
+        classes.
+    group_labels : ndarray of shape (n_groups,)
+        Sorted unique groups (the classes, without ``groups``).
+    group_index : ndarray of int, shape (n_samples,)
+        Position of every row's group in ``group_labels``.
+    group_sizes : ndarray of int, shape (n_groups,)
+        Rows per group.
+    n_keep : int
+        Rows the pruner keeps, ``round(density * n_samples)``.
+    density : float
+    seed : int
+        Seed of everything random in a quota.
+    key : DataKey
+        The content hash of ``(X, y)``, computed when first needed.
+    cacheable_seed : bool
+        Whether the pruner's ``random_state`` is an integer, so that results
+        computed from ``seed`` may be reused.
+    memory : None, str, path or joblib.Memory
+        The pruner's cache.
+    estimator : estimator object or None
+        The pruner's estimator.
+    owner : str
+        Name of the pruner, for messages.
+    """
+
+    X: object
+    y: np.ndarray
+    groups: object
+    group_labels: np.ndarray
+    group_index: np.ndarray
+    group_sizes: np.ndarray
+    n_keep: int
+    density: float
+    seed: int
+    key: DataKey
+    cacheable_seed: bool
+    memory: object
+    estimator: object
+    owner: str
+
+    @property
+    def n_samples(self):
+        """Rows being pruned."""
+        return self.y.shape[0]
+
+    @property
+    def data_key(self):
+        """Content hash of ``(X, y)``, or ``None`` when results must not be cached.
+
+        ``None`` without an integer ``random_state`` (a result must not be
+        reused when every fit should draw anew) and for data that cannot be
+        keyed by content.
+        """
+        return self.key.get() if self.cacheable_seed else None

@@ -1,0 +1,122 @@
+"""Docstring blocks shared by the pruners, filled in by :class:`Substitution`.
+
+Parameters that every pruner has (``density``, ``quota``, ...) and the
+fitted attributes they all set are described once here, so that the
+descriptions cannot drift apart.
+"""
+
+import textwrap
+
+
+class Substitution:
+    """Decorator replacing ``{name}`` placeholders in a docstring by shared blocks.
+
+    Only the given names are replaced (other braces, such as a ``{class:
+    weight}`` dict in the text, are left alone), and a multi-line block is
+    indented to the column of its placeholder.
+
+    Parameters
+    ----------
+    **blocks : str
+        Placeholder name -> text (dedented; its first line at column 0).
+    """
+
+    def __init__(self, **blocks):
+        self.blocks = blocks
+
+    def __call__(self, obj):
+        doc = obj.__doc__
+        for name, block in self.blocks.items():
+            placeholder = "{" + name + "}"
+            while placeholder in doc:
+                start = doc.index(placeholder)
+                column = start - (doc.rfind("\n", 0, start) + 1)
+                text = textwrap.indent(textwrap.dedent(block).strip("\n"), " " * column)
+                doc = doc[:start] + text[column:] + doc[start + len(placeholder):]
+        obj.__doc__ = doc
+        return obj
+
+
+QUERY_ESTIMATOR = """\
+estimator : skorch.NeuralNetClassifier, default=None
+    The query network. Its module must output probabilities with
+    ``criterion=torch.nn.NLLLoss`` (skorch's default) or logits with
+    ``criterion=torch.nn.CrossEntropyLoss``. It is cloned with
+    ``train_split=None``, so that every sample is trained on, and
+    trained silently; its batch size, optimizer and callbacks are kept.
+    It is never modified. With ``quota="metriq"`` it also measures class
+    recall."""
+
+DENSITY = """\
+density : float in (0, 1], default=0.5
+    Fraction of samples kept: exactly ``round(density * n_samples)``."""
+
+QUOTA = """\
+quota : {None, "proportional", "balanced", "metriq"}, dict or quota object, default=None
+    How the kept budget is split across classes. ``None`` keeps the
+    globally highest scores; ``"proportional"`` keeps the same fraction
+    of every class; ``"balanced"`` the same count; ``"metriq"`` or
+    :class:`~skprune.MetriQ` keeps fractions that grow with validation
+    error rates; :class:`~skprune.StrategyQ` copies another pruner's class
+    ratios; a dict ``{class: weight}`` gives density weights directly.
+    Every class keeps at least one sample."""
+
+SELECTION = """\
+selection : {"hardest", "easiest"} or selection rule, default="hardest"
+    Which rows of each class are kept, given their scores:
+    ``"hardest"`` keeps the highest scores, ``"easiest"`` the lowest;
+    see :mod:`skprune.selection` for the other rules. Changing it reuses
+    the cached scores."""
+
+RANDOM_STATE = """\
+random_state : int, RandomState instance or None, default=None
+    Seeds the query networks, the quota and tie breaks. Only integer
+    seeds make results cacheable. A fit leaves the global torch, numpy and
+    Python random states as it found them."""
+
+MEMORY = """\
+memory : None, str, path or joblib.Memory, default=None
+    Cache of each run's scores (and MetriQ recalls), so that changing
+    ``density``, ``quota`` or ``selection`` does not retrain. ``None``
+    caches within this process; a path (or a ``joblib.Memory``'s
+    location) shares the cache across processes and runs."""
+
+N_RUNS_MEAN = """\
+n_runs : int, default=5
+    Independent query networks (initialization and shuffling); their
+    scores are averaged."""
+
+FITTED_ATTRIBUTES = """\
+sample_indices_ : ndarray of int
+    Kept rows, in their original order.
+class_counts_ : dict
+    Kept rows per class.
+class_densities_ : dict
+    Kept fraction of every class.
+sampling_strategy_ : dict
+    Same as ``class_counts_`` (imbalanced-learn's name).
+quota_ : quota object or None
+    The fitted quota (``None`` with ``quota=None``); its ``weights_``
+    are the classes' density weights.
+class_weights_ : dict
+    Density weight of every class, when ``quota`` is not ``None``.
+class_recall_ : dict
+    Validation recall of every class, with ``quota="metriq"``.
+n_features_in_ : int
+    Number of features (second dimension) seen in ``fit_resample``;
+    absent for Dataset inputs."""
+
+#: The blocks every pruner's docstring may use.
+PRUNER_BLOCKS = {
+    "query_estimator": QUERY_ESTIMATOR,
+    "density": DENSITY,
+    "quota": QUOTA,
+    "selection": SELECTION,
+    "random_state": RANDOM_STATE,
+    "memory": MEMORY,
+    "n_runs_mean": N_RUNS_MEAN,
+    "fitted_attributes": FITTED_ATTRIBUTES,
+}
+
+#: Decorator filling in :data:`PRUNER_BLOCKS`.
+pruner_docstring = Substitution(**PRUNER_BLOCKS)

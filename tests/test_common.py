@@ -1,0 +1,111 @@
+"""scikit-learn's and imbalanced-learn's estimator checks on every pruner and quota.
+
+Pruners are discovered from ``skprune.__all__`` and quotas from
+``skprune.quotas.__all__``: every pruner runs the checks with its default
+quota, and every quota runs them inside a ``RandomPruner`` (cheap scores,
+so the checks exercise the quota). A new pruner or quota only needs an
+entry in ``make_instance`` below.
+"""
+
+import inspect
+
+import pytest
+from conftest import TinyMLP, make_tiny_net, stable_ids
+from imblearn.utils.estimator_checks import parametrize_with_checks as imblearn_checks
+from sklearn.linear_model import LogisticRegression
+from sklearn.utils.estimator_checks import parametrize_with_checks as sklearn_checks
+
+import skprune
+from skprune import quotas
+from skprune.base import DataPruner
+
+
+class AnyDtypeMLP(TinyMLP):
+    """TinyMLP on any numeric input, of any scale.
+
+    The checks fit on integer arrays and on features in the hundreds, on
+    which plain SGD diverges (and the query monitor rightly says so).
+    """
+
+    def forward(self, X):
+        X = X.float().flatten(1)
+        return super().forward(X / (1.0 + X.abs().amax(dim=1, keepdim=True)))
+
+
+def tiny_net(**params):
+    return make_tiny_net(**{"module": AnyDtypeMLP, "max_epochs": 2, "batch_size": 16, **params})
+
+
+#: Constructor arguments of every public pruner and quota.
+pytestmark = pytest.mark.filterwarnings(
+    "ignore::skprune.exceptions.DegenerateTrainingWarning",
+    "ignore::skprune.exceptions.StarvedGroupWarning",
+)
+
+#: Constructor arguments of every public pruner and quota.
+PRUNER_ARGS = {
+    "RandomPruner": {},
+    "EL2NPruner": dict(estimator=tiny_net(), epochs=1, n_runs=1),
+    "GraNdPruner": dict(estimator=tiny_net(), epochs=1, n_runs=1),
+    "ForgettingPruner": dict(estimator=tiny_net()),
+    "DynamicUncertaintyPruner": dict(estimator=tiny_net(max_epochs=3), window=2),
+}
+QUOTA_ARGS = {
+    "ProportionalQuota": {},
+    "BalancedQuota": {},
+    "MetriQ": dict(estimator=LogisticRegression(max_iter=200)),
+    "StrategyQ": dict(pruner=skprune.EL2NPruner(tiny_net(), epochs=1, n_runs=1)),
+}
+#: Quotas whose parameters only make sense for one data set.
+DATA_SPECIFIC_QUOTAS = {"GivenWeights"}
+
+
+def public(module, base):
+    return sorted(
+        name for name in module.__all__
+        if inspect.isclass(getattr(module, name))
+        and issubclass(getattr(module, name), base)
+        and not inspect.isabstract(getattr(module, name))
+    )
+
+
+PRUNERS = public(skprune, DataPruner)
+QUOTAS = public(quotas, quotas.BaseQuota)
+
+
+def test_every_public_pruner_and_quota_is_checked():
+    assert set(PRUNERS) == set(PRUNER_ARGS)
+    assert set(QUOTAS) - DATA_SPECIFIC_QUOTAS == set(QUOTA_ARGS)
+
+
+def instances():
+    checked = [getattr(skprune, name)(**PRUNER_ARGS[name], random_state=0) for name in PRUNERS]
+    checked += [
+        skprune.RandomPruner(density=0.7, quota=getattr(quotas, name)(**QUOTA_ARGS[name]),
+                             random_state=0)
+        for name in QUOTAS if name not in DATA_SPECIFIC_QUOTAS
+    ]
+    # MetriQ through a skorch network, and the string quotas.
+    checked += [
+        skprune.RandomPruner(tiny_net(), density=0.7, quota="metriq", random_state=0),
+        skprune.ForgettingPruner(tiny_net(), density=0.8, quota="proportional",
+                                 selection="easiest", random_state=0),
+    ]
+    return checked
+
+
+@stable_ids(sklearn_checks(instances()))
+def test_sklearn_compatible(estimator, check):
+    check(estimator)
+
+
+@stable_ids(imblearn_checks(instances()))
+def test_imblearn_compatible(estimator, check):
+    check(estimator)
+
+
+@pytest.mark.parametrize("name", PRUNERS)
+def test_pruner_parameters_are_documented_and_validated(name):
+    pruner_class = getattr(skprune, name)
+    parameters = set(inspect.signature(pruner_class).parameters)
+    assert parameters == set(pruner_class._parameter_constraints)

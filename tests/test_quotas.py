@@ -1,0 +1,283 @@
+"""Quotas: fixed weights, MetriQ and StrategyQ, fitted on a pruner's context."""
+
+import numpy as np
+import pytest
+import torch
+from conftest import RowCounter, make_tiny_net, small_imbalanced
+from scipy.stats import beta
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold
+from sklearn.tree import DecisionTreeClassifier
+from skorch.callbacks import Callback
+from skorch.dataset import ValidSplit
+
+from skprune import EL2NPruner, MetriQ, RandomPruner, StrategyQ
+from skprune.cache import clear_process_cache
+from skprune.exceptions import StarvedGroupWarning, TrainingDivergedError
+from skprune.quotas import QUOTAS, GivenWeights, error_weights, make_quota
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache():
+    clear_process_cache()
+    yield
+    clear_process_cache()
+
+
+def easy_third_class(seed=1):
+    """Three classes of 100: class 2 far away (easy), classes 0 and 1 overlapping."""
+    X, y = small_imbalanced(n=(100, 100, 100), seed=seed)
+    X[y == 2] += 10
+    return X, y
+
+
+# Fixed weights -------------------------------------------------------------
+
+
+def test_fixed_quotas_split_the_budget_as_specified():
+    X, y = small_imbalanced()
+    prop = RandomPruner(density=0.5, quota="proportional", random_state=0).fit(X, y)
+    assert prop.class_counts_ == {0: 30, 1: 15, 2: 5}
+    balanced = RandomPruner(density=0.3, quota="balanced", random_state=0).fit(X, y)
+    assert balanced.class_counts_ == {0: 10, 1: 10, 2: 10}
+    # Density weights: class 2 twice as dense as class 1; class 0 keeps one.
+    with pytest.warns(StarvedGroupWarning, match=r"cuts \[0\]"):
+        given = RandomPruner(density=0.2, quota={0: 0.0, 1: 1.0, 2: 2.0},
+                             random_state=0).fit(X, y)
+    assert given.class_counts_[0] == 1
+    assert given.class_densities_[2] == pytest.approx(2 * given.class_densities_[1], abs=0.1)
+    assert isinstance(given.quota_, GivenWeights)
+    np.testing.assert_array_equal(given.quota_.weights_, [0.0, 1.0, 2.0])
+
+
+def test_strings_map_through_one_registry_and_quotas_are_cloned():
+    for name, quota_class in QUOTAS.items():
+        assert type(make_quota(name)) is quota_class
+    quota = MetriQ(LogisticRegression())
+    X, y = small_imbalanced()
+    pruner = RandomPruner(density=0.5, quota=quota, random_state=0).fit(X, y)
+    assert pruner.quota_ is not quota and not hasattr(quota, "weights_")
+    assert pruner.class_recall_ == pruner.quota_.class_recall_
+
+
+def test_a_starved_class_is_named_in_a_warning_and_a_healthy_split_is_silent(recwarn):
+    X, y = easy_third_class()
+    with pytest.warns(StarvedGroupWarning, match=r"MetriQ cuts \[2\].*1 of 100"):
+        RandomPruner(LogisticRegression(), density=0.4,
+                     quota=MetriQ(validation=0.3, confidence=None), random_state=0).fit(X, y)
+    RandomPruner(density=0.4, quota="proportional", random_state=0).fit(X, y)
+    assert not [w for w in recwarn if issubclass(w.category, StarvedGroupWarning)]
+
+
+# MetriQ ---------------------------------------------------------------------
+
+
+def test_paper_formula_starves_a_perfect_class_and_the_default_does_not():
+    X, y = easy_third_class()
+    with pytest.warns(StarvedGroupWarning):
+        paper = RandomPruner(LogisticRegression(), density=0.4,
+                             quota=MetriQ(validation=0.3, confidence=None),
+                             random_state=0).fit(X, y)
+    assert paper.class_recall_[2] == 1.0
+    assert paper.class_counts_[2] == 1
+    assert paper.class_counts_[0] + paper.class_counts_[1] == 119
+    np.testing.assert_allclose(paper.quota_.weights_, 1 - np.array(
+        list(paper.class_recall_.values())))
+
+    robust = RandomPruner(LogisticRegression(), density=0.4, quota=MetriQ(validation=0.3),
+                          random_state=0).fit(X, y)
+    # Same recalls (computed once and cached); the perfect class keeps a
+    # real share because 30 validation samples cannot prove it perfect.
+    assert robust.class_recall_ == paper.class_recall_
+    assert robust.class_densities_[2] > 0.1 * 0.4
+    assert robust.class_densities_[0] > robust.class_densities_[2]
+
+
+def test_error_weights_match_hand_computations():
+    recall = np.array([1.0, 0.8, 0.5])
+    n = np.array([15, 15, 10])
+    np.testing.assert_allclose(error_weights(recall, n), [0.0, 0.2, 0.5])
+    np.testing.assert_allclose(error_weights(recall, n, smoothing=1.0),
+                               [1 / 17, 4 / 17, 6 / 12])
+    # Clopper-Pearson upper bounds: the confidence-quantile of Beta(e + 1, n - e).
+    expected = [beta.ppf(0.9, 1, 15), beta.ppf(0.9, 4, 12), beta.ppf(0.9, 6, 5)]
+    np.testing.assert_allclose(error_weights(recall, n, confidence=0.9), expected)
+    # No validation sample: no evidence, the largest weight.
+    assert error_weights([0.0], [0], confidence=0.9)[0] == 1.0
+    # The bound shrinks to the error rate as validation grows.
+    big = error_weights([0.8], [100_000], confidence=0.9)[0]
+    assert 0.2 < big < 0.203
+
+
+@pytest.mark.parametrize("validation", [0.2, 3, StratifiedKFold(2), "pair"])
+def test_validation_modes(validation):
+    X, y = small_imbalanced(n=(80, 80, 80), seed=2)
+    n_validation = {0.2: 16, 3: 80, "pair": 20}.get(validation, 80)
+    if validation == "pair":
+        validation = small_imbalanced(n=(20, 20, 20), seed=3)
+    pruner = RandomPruner(
+        DecisionTreeClassifier(max_depth=2), density=0.5,
+        quota=MetriQ(validation=validation, confidence=0.8), random_state=0,
+    ).fit(X, y)
+    recalls = np.array(list(pruner.class_recall_.values()))
+    assert np.all((0 <= recalls) & (recalls <= 1))
+    assert pruner.quota_.n_validation_ == {0: n_validation, 1: n_validation, 2: n_validation}
+    np.testing.assert_allclose(
+        pruner.quota_.weights_,
+        error_weights(recalls, np.full(3, n_validation), confidence=0.8),
+    )
+
+
+def test_n_runs_average_recalls_over_inits():
+    X, y = small_imbalanced(n=(80, 80, 80), seed=2)
+    kwargs = dict(validation=0.3, confidence=None)
+    single = [
+        RandomPruner(make_tiny_net(max_epochs=2), density=0.5,
+                     quota=MetriQ(**kwargs), random_state=0).fit(X.astype(np.float32), y)
+    ]
+    averaged = RandomPruner(make_tiny_net(max_epochs=2), density=0.5,
+                            quota=MetriQ(n_runs=3, **kwargs), random_state=0)
+    averaged.fit(X.astype(np.float32), y)
+    # The first of the three runs is the single run; the mean differs.
+    assert averaged.class_recall_ != single[0].class_recall_
+    recalls = np.array(list(averaged.class_recall_.values()))
+    # Averages of recalls over 24 validation samples per class, 3 runs.
+    np.testing.assert_allclose(recalls * 24 * 3, np.round(recalls * 24 * 3), atol=1e-9)
+
+
+class ValidationAccuracy(Callback):
+    """Records the accuracy of every epoch on a fixed validation set."""
+
+    history = []
+
+    def __init__(self, X_val=None, y_val=None):
+        self.X_val, self.y_val = X_val, y_val
+
+    def on_epoch_end(self, net, **kwargs):
+        type(self).history.append(np.asarray(net.predict(self.X_val)) == self.y_val)
+
+
+def test_epoch_best_reads_recall_at_the_best_validation_epoch(digits):
+    X, y = digits
+    X_val, y_val = X[1500:], y[1500:]
+    ValidationAccuracy.history = []
+    net = make_tiny_net(max_epochs=6, lr=0.8, callbacks=[
+        ("accuracy", ValidationAccuracy(X_val, y_val))])
+    pruner = RandomPruner(net, density=0.5, random_state=0,
+                          quota=MetriQ(validation=(X_val, y_val), epoch="best",
+                                       confidence=None))
+    pruner.fit(X[:1500], y[:1500])
+    # The pruner's own net trained once (for MetriQ) and the callback saw
+    # every epoch: recall comes from the epoch with the most correct rows.
+    correct = np.array(ValidationAccuracy.history)
+    assert correct.shape == (6, len(y_val))
+    best = correct[np.argmax(correct.sum(axis=1))]
+    expected = [best[y_val == label].mean() for label in range(10)]
+    np.testing.assert_allclose(list(pruner.class_recall_.values()), expected)
+
+
+def test_epoch_best_needs_a_network():
+    X, y = small_imbalanced()
+    with pytest.raises(ValueError, match="epoch='best'.*has no epochs"):
+        RandomPruner(LogisticRegression(), quota=MetriQ(epoch="best"),
+                     random_state=0).fit(X, y)
+
+
+@pytest.mark.parametrize("validation", [0.2, 3, "pair"])
+def test_skorch_clone_trains_on_every_row_it_is_given(digits, validation):
+    """MetriQ's network ignores the estimator's own train_split, like the strategies'."""
+    X, y = digits
+    X_train, y_train = X[:1000], y[:1000]
+    expected = {0.2: [800], 3: [667, 667, 666], "pair": [1000]}[validation]
+    if validation == "pair":
+        validation = (X[1000:1200], y[1000:1200])
+    RowCounter.rows = []
+    net = make_tiny_net(max_epochs=1, train_split=ValidSplit(5),
+                        callbacks=[("rows", RowCounter())])
+    RandomPruner(net, density=0.5, quota=MetriQ(validation=validation),
+                 random_state=0).fit(X_train, y_train)
+    assert sorted(RowCounter.rows, reverse=True) == expected
+
+
+@pytest.mark.parametrize(
+    "net, error, match",
+    [
+        (make_tiny_net(module__n_classes=5), ValueError,
+         "Labels must index the module's 5 outputs"),
+        (make_tiny_net(lr=1e12, max_epochs=3), TrainingDivergedError, "diverged"),
+        (make_tiny_net(criterion=torch.nn.MSELoss), ValueError, "probabilities or logits"),
+    ],
+    ids=["too-few-outputs", "diverged", "unknown-criterion"],
+)
+def test_metriq_gets_the_strategies_errors(digits, net, error, match):
+    X, y = digits
+    with pytest.raises(error, match=match):
+        RandomPruner(net, quota="metriq", random_state=0).fit(X, y)
+    with pytest.raises(error, match=match):
+        EL2NPruner(net, n_runs=1, random_state=0).fit(X, y)
+
+
+def test_metriq_with_a_skorch_net_never_fits_the_given_net(digits):
+    X, y = digits
+    net = make_tiny_net(max_epochs=3)
+    pruner = RandomPruner(net, density=0.3, quota="metriq", random_state=0).fit(X, y)
+    assert len(pruner.class_recall_) == 10
+    assert not hasattr(net, "module_")
+    assert sum(pruner.class_counts_.values()) == round(0.3 * len(y))
+
+
+def test_metriq_hold_out_on_a_torch_dataset(digits):
+    X, y = digits
+    dataset = torch.utils.data.TensorDataset(torch.from_numpy(X), torch.from_numpy(y))
+    pruner = RandomPruner(make_tiny_net(max_epochs=2), density=0.3, quota="metriq",
+                          random_state=0)
+    subset, _ = pruner.fit_resample(dataset, y)
+    assert len(pruner.class_recall_) == 10 and len(subset) == round(0.3 * len(y))
+
+
+def test_metriq_casts_float64_for_plain_skorch_nets(digits):
+    from skorch import NeuralNetClassifier
+
+    X, y = digits
+    net = NeuralNetClassifier(torch.nn.Linear, module__in_features=64, module__out_features=10,
+                              criterion=torch.nn.CrossEntropyLoss, max_epochs=2, lr=0.5,
+                              train_split=None, verbose=0)
+    for validation in (0.2, 3):
+        pruner = RandomPruner(net, density=0.3, quota=MetriQ(validation=validation),
+                              random_state=0).fit(X.astype(np.float64), y)
+        assert len(pruner.class_recall_) == 10
+
+
+def test_a_class_missing_from_explicit_validation_gets_the_largest_weight():
+    X, y = small_imbalanced(n=(50, 50, 50))
+    X_val, y_val = small_imbalanced(n=(10, 10), seed=4)
+    with pytest.warns(UserWarning, match=r"classes \[2\] have no validation samples"):
+        pruner = RandomPruner(LogisticRegression(), density=0.5, random_state=0,
+                              quota=MetriQ(validation=(X_val, y_val))).fit(X, y)
+    assert pruner.quota_.weights_[2] == 1.0
+    assert pruner.quota_.n_validation_[2] == 0
+
+
+# StrategyQ -------------------------------------------------------------------
+
+
+def test_random_strategyq_copies_class_ratios():
+    X, y = small_imbalanced()
+    inner = RandomPruner(quota={0: 1.0, 1: 3.0, 2: 3.0}, random_state=5)
+    pruner = RandomPruner(density=0.4, quota=StrategyQ(inner), random_state=0).fit(X, y)
+    # The inner pruner runs with quota=None: its class ratios are those of
+    # global random pruning at the same density.
+    reference = RandomPruner(density=0.4, random_state=5).fit(X, y)
+    assert pruner.quota_.strategy_class_counts_ == reference.class_counts_
+    assert pruner.class_counts_ == reference.class_counts_
+
+
+def test_strategyq_is_reproducible_with_a_random_state_instance():
+    X, y = small_imbalanced()
+
+    def kept():
+        pruner = RandomPruner(density=0.3, quota=StrategyQ(RandomPruner()),
+                              random_state=np.random.RandomState(0))
+        return pruner.fit(X, y).sample_indices_
+
+    np.testing.assert_array_equal(kept(), kept())
