@@ -393,8 +393,8 @@ def _warn_starved(quota, group_labels, group_sizes, counts, density):
     )
     hint = (
         " MetriQ's weights are error rates: a class with (near-)perfect validation recall "
-        "gets almost none. A larger validation set, MetriQ(confidence=0.9) or "
-        "MetriQ(smoothing=1) keeps such classes."
+        "gets almost none. A larger validation set, MetriQ(error_rate='shrunk') (the "
+        "default) or MetriQ(smoothing=1) keeps such classes."
         if type(quota).__name__ == "MetriQ" else ""
     )
     warnings.warn(

@@ -64,7 +64,7 @@ def test_a_starved_class_is_named_in_a_warning_and_a_healthy_split_is_silent(rec
     X, y = easy_third_class()
     with pytest.warns(StarvedGroupWarning, match=r"MetriQ cuts \[2\].*1 of 100"):
         RandomPruner(LogisticRegression(), density=0.4,
-                     quota=MetriQ(validation=0.3, confidence=None), random_state=0).fit(X, y)
+                     quota=MetriQ(validation=0.3, error_rate="observed"), random_state=0).fit(X, y)
     RandomPruner(density=0.4, quota="proportional", random_state=0).fit(X, y)
     assert not [w for w in recwarn if issubclass(w.category, StarvedGroupWarning)]
 
@@ -76,7 +76,7 @@ def test_paper_formula_starves_a_perfect_class_and_the_default_does_not():
     X, y = easy_third_class()
     with pytest.warns(StarvedGroupWarning):
         paper = RandomPruner(LogisticRegression(), density=0.4,
-                             quota=MetriQ(validation=0.3, confidence=None),
+                             quota=MetriQ(validation=0.3, error_rate="observed"),
                              random_state=0).fit(X, y)
     assert paper.class_recall_[2] == 1.0
     assert paper.class_counts_[2] == 1
@@ -96,17 +96,30 @@ def test_paper_formula_starves_a_perfect_class_and_the_default_does_not():
 def test_error_weights_match_hand_computations():
     recall = np.array([1.0, 0.8, 0.5])
     n = np.array([15, 15, 10])
-    np.testing.assert_allclose(error_weights(recall, n), [0.0, 0.2, 0.5])
-    np.testing.assert_allclose(error_weights(recall, n, smoothing=1.0),
+    np.testing.assert_allclose(error_weights(recall, n, "observed"), [0.0, 0.2, 0.5])
+    np.testing.assert_allclose(error_weights(recall, n, "observed", smoothing=1.0),
                                [1 / 17, 4 / 17, 6 / 12])
-    # Clopper-Pearson upper bounds: the confidence-quantile of Beta(e + 1, n - e).
-    expected = [beta.ppf(0.9, 1, 15), beta.ppf(0.9, 4, 12), beta.ppf(0.9, 6, 5)]
-    np.testing.assert_allclose(error_weights(recall, n, confidence=0.9), expected)
-    # No validation sample: no evidence, the largest weight.
-    assert error_weights([0.0], [0], confidence=0.9)[0] == 1.0
-    # The bound shrinks to the error rate as validation grows.
-    big = error_weights([0.8], [100_000], confidence=0.9)[0]
-    assert 0.2 < big < 0.203
+    # Empirical Bayes by hand: pooled rate, spread beyond binomial noise,
+    # prior strength, posterior means.
+    errors = n * (1 - recall)
+    pooled = errors.sum() / n.sum()
+    spread = np.sum(n / n.sum() * (errors / n - pooled) ** 2)
+    excess = spread - pooled * (1 - pooled) * 3 / n.sum()
+    strength = pooled * (1 - pooled) / excess - 1
+    np.testing.assert_allclose(error_weights(recall, n),
+                               (errors + strength * pooled) / (n + strength))
+
+
+def test_shrunk_weights_equalise_noise_and_keep_real_differences():
+    # Ten classes, 13 validation samples each, 0 to 2 errors: noise.
+    errors = np.array([0, 2, 1, 1, 0, 2, 1, 0, 1, 2])
+    weights = error_weights(1 - errors / 13, np.full(10, 13))
+    np.testing.assert_allclose(weights, errors.sum() / 130)
+    # The same rates on 5000 samples each are real: the paper's weights.
+    big = error_weights(1 - errors / 13, np.full(10, 5000))
+    np.testing.assert_allclose(big, errors / 13, atol=2e-3)
+    # A class without validation samples gets the pooled rate.
+    assert error_weights([0.5, 0.9, 0.0], [100, 100, 0])[2] == pytest.approx(0.3, abs=0.1)
 
 
 @pytest.mark.parametrize("validation", [0.2, 3, StratifiedKFold(2), "pair"])
@@ -117,20 +130,20 @@ def test_validation_modes(validation):
         validation = small_imbalanced(n=(20, 20, 20), seed=3)
     pruner = RandomPruner(
         DecisionTreeClassifier(max_depth=2), density=0.5,
-        quota=MetriQ(validation=validation, confidence=0.8), random_state=0,
+        quota=MetriQ(validation=validation), random_state=0,
     ).fit(X, y)
     recalls = np.array(list(pruner.class_recall_.values()))
     assert np.all((0 <= recalls) & (recalls <= 1))
     assert pruner.quota_.n_validation_ == {0: n_validation, 1: n_validation, 2: n_validation}
     np.testing.assert_allclose(
         pruner.quota_.weights_,
-        error_weights(recalls, np.full(3, n_validation), confidence=0.8),
+        error_weights(recalls, np.full(3, n_validation)),
     )
 
 
 def test_n_runs_average_recalls_over_inits():
     X, y = small_imbalanced(n=(80, 80, 80), seed=2)
-    kwargs = dict(validation=0.3, confidence=None)
+    kwargs = dict(validation=0.3, error_rate="observed")
     single = [
         RandomPruner(make_tiny_net(max_epochs=2), density=0.5,
                      quota=MetriQ(**kwargs), random_state=0).fit(X.astype(np.float32), y)
@@ -165,7 +178,7 @@ def test_epoch_best_reads_recall_at_the_best_validation_epoch(digits):
         ("accuracy", ValidationAccuracy(X_val, y_val))])
     pruner = RandomPruner(net, density=0.5, random_state=0,
                           quota=MetriQ(validation=(X_val, y_val), epoch="best",
-                                       confidence=None))
+                                       error_rate="observed"))
     pruner.fit(X[:1500], y[:1500])
     # The pruner's own net trained once (for MetriQ) and the callback saw
     # every epoch: recall comes from the epoch with the most correct rows.
@@ -248,13 +261,14 @@ def test_metriq_casts_float64_for_plain_skorch_nets(digits):
         assert len(pruner.class_recall_) == 10
 
 
-def test_a_class_missing_from_explicit_validation_gets_the_largest_weight():
+def test_a_class_missing_from_explicit_validation_gets_the_pooled_error_rate():
     X, y = small_imbalanced(n=(50, 50, 50))
     X_val, y_val = small_imbalanced(n=(10, 10), seed=4)
     with pytest.warns(UserWarning, match=r"classes \[2\] have no validation samples"):
         pruner = RandomPruner(LogisticRegression(), density=0.5, random_state=0,
                               quota=MetriQ(validation=(X_val, y_val))).fit(X, y)
-    assert pruner.quota_.weights_[2] == 1.0
+    recall = np.array([pruner.class_recall_[0], pruner.class_recall_[1]])
+    assert pruner.quota_.weights_[2] == pytest.approx(1 - recall.mean())
     assert pruner.quota_.n_validation_[2] == 0
 
 

@@ -5,7 +5,6 @@ import warnings
 
 import numpy as np
 import torch
-from scipy.special import betaincinv
 from sklearn.base import clone
 from sklearn.model_selection import StratifiedShuffleSplit, check_cv
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
@@ -28,12 +27,17 @@ class MetriQ(BaseQuota):
     whose density would exceed 1 are kept whole and their excess is
     redistributed (see :func:`~skprune.quotas.allocate_class_counts`).
 
-    The paper's weight is the measured error rate ``1 - r_k``. By default
-    skprune uses an upper confidence bound on the error rate instead
-    (``confidence=0.9``): a class with perfect recall on its 15 validation
-    samples may well have an error rate of 14%, and is not starved as if it
-    were known to be perfect. With many validation samples per class the
-    bound approaches ``1 - r_k`` and the two agree.
+    The paper's weight is the measured error rate ``1 - r_k``. With a few
+    validation samples per class, or an easy problem, those rates are mostly
+    noise: a class that made no error on its 13 validation samples gets
+    weight 0 and keeps a single sample, and becomes the new worst class. By
+    default skprune uses each class's *shrunk* error rate instead
+    (``error_rate="shrunk"``), an empirical-Bayes estimate that pulls every
+    rate towards the pooled one by as much as the spread between classes
+    fails to exceed what binomial noise explains. Classes that validation
+    cannot tell apart get equal weights; clearly different classes (many
+    validation samples, real differences) keep the paper's weights almost
+    exactly.
 
     Read more in the :ref:`User Guide <metriq>`.
 
@@ -69,24 +73,30 @@ class MetriQ(BaseQuota):
         at the epoch with the best overall validation accuracy (each run and
         fold chooses its own), as the DRoP authors do.
 
-    confidence : float in (0, 1) or None, default=0.9
-        The weight of class ``k`` is the upper end of a one-sided
-        ``confidence`` Clopper-Pearson interval for its error rate, from its
-        ``e_k`` errors among ``n_k`` validation samples: the
-        ``confidence``-quantile of ``Beta(e_k + 1, n_k - e_k)``. A class with
-        no validation sample gets weight 1. ``None`` uses the observed error
-        rate ``e_k / n_k`` (the paper's ``1 - r_k``); choose it to reproduce
-        the paper, or when every class has hundreds of validation samples,
-        where the two hardly differ.
+    error_rate : {"shrunk", "observed"}, default="shrunk"
+        The weight of class ``k``, from its ``e_k`` errors among ``n_k``
+        validation samples (``e_k`` averaged over runs):
+
+        - ``"shrunk"``: the posterior mean ``(e_k + s p) / (n_k + s)`` of a
+          beta-binomial model whose prior mean ``p`` is the pooled error
+          rate and whose strength ``s`` is fitted by the method of moments:
+          ``s = p (1 - p) / tau2 - 1``, with ``tau2`` the spread of the
+          class error rates beyond their binomial noise. No excess spread
+          (``tau2 = 0``) gives equal weights; a large one gives ``s`` near 0
+          and the observed rates. A class without validation samples gets
+          ``p``.
+        - ``"observed"``: ``e_k / n_k``, the paper's ``1 - r_k``. Choose it
+          to reproduce the paper, or when every class has hundreds of
+          validation samples, where the two hardly differ.
 
     smoothing : float >= 0, default=0.0
         Pseudo-count ``a`` added to both the errors and the correct
-        predictions of every class: the observed rate becomes
-        ``(e_k + a) / (n_k + 2a)`` (``a = 1`` is Laplace's rule), and the
-        bound is taken on ``e_k + a`` errors among ``n_k + 2a``.
-        ``confidence=None, smoothing=0`` is the paper's exact ``1 - r_k``,
-        under which a class with perfect validation recall keeps a single
-        sample until every other class is kept whole.
+        predictions of every class before the weights are computed:
+        ``(e_k + a) / (n_k + 2a)`` with ``error_rate="observed"`` (``a = 1``
+        is Laplace's rule). ``error_rate="observed", smoothing=0`` is the
+        paper's exact ``1 - r_k``, under which a class with perfect
+        validation recall keeps a single sample until every other class is
+        kept whole.
 
     Attributes
     ----------
@@ -137,17 +147,17 @@ class MetriQ(BaseQuota):
         ],
         "n_runs": [Interval(numbers.Integral, 1, None, closed="left")],
         "epoch": [StrOptions({"last", "best"})],
-        "confidence": [Interval(numbers.Real, 0, 1, closed="neither"), None],
+        "error_rate": [StrOptions({"shrunk", "observed"})],
         "smoothing": [Interval(numbers.Real, 0, None, closed="left")],
     }
 
     def __init__(self, estimator=None, validation=0.1, *, n_runs=1, epoch="last",
-                 confidence=0.9, smoothing=0.0):
+                 error_rate="shrunk", smoothing=0.0):
         self.estimator = estimator
         self.validation = validation
         self.n_runs = n_runs
         self.epoch = epoch
-        self.confidence = confidence
+        self.error_rate = error_rate
         self.smoothing = smoothing
 
     def _weights(self, context):
@@ -181,8 +191,9 @@ class MetriQ(BaseQuota):
         if missing.any():
             warnings.warn(
                 f"MetriQ: classes {labels[missing].tolist()} have no validation samples; "
-                + ("they get the mean recall of the other classes."
-                   if self.confidence is None else "they get the largest weight, 1."),
+                + "their recall is reported as the mean of the other classes', and their "
+                + ("weight is the pooled error rate." if self.error_rate == "shrunk"
+                   else "weight is the mean of the others'."),
                 UserWarning,
                 stacklevel=4,
             )
@@ -190,7 +201,10 @@ class MetriQ(BaseQuota):
                               recall)
         self.class_recall_ = dict(zip(labels.tolist(), recall.tolist()))
         self.n_validation_ = dict(zip(labels.tolist(), n_validation.astype(int).tolist()))
-        return error_weights(recall, n_validation, self.confidence, self.smoothing)
+        weights = error_weights(recall, n_validation, self.error_rate, self.smoothing)
+        if missing.any() and self.error_rate == "observed":
+            weights[missing] = weights[~missing].mean() if (~missing).any() else 1.0
+        return weights
 
     def _checked_validation(self):
         validation = self.validation
@@ -305,17 +319,17 @@ def _splits(validation, context):
         yield train, take_rows(X, test), y[test]
 
 
-def error_weights(recall, n_validation, confidence=None, smoothing=0.0):
-    """Density weights from validation recalls: error rates or their upper bounds.
+def error_weights(recall, n_validation, error_rate="shrunk", smoothing=0.0):
+    """Density weights from validation recalls: shrunk or observed error rates.
 
     Parameters
     ----------
     recall : ndarray of shape (n_groups,)
     n_validation : ndarray of shape (n_groups,)
         Validation samples behind each recall.
-    confidence : float in (0, 1) or None, default=None
-        Level of the one-sided Clopper-Pearson upper bound; ``None`` uses
-        the observed error rate.
+    error_rate : {"shrunk", "observed"}, default="shrunk"
+        Empirical-Bayes posterior means, or the observed rates (see
+        :class:`MetriQ`).
     smoothing : float, default=0.0
         Pseudo-count added to errors and to correct predictions.
 
@@ -325,25 +339,43 @@ def error_weights(recall, n_validation, confidence=None, smoothing=0.0):
 
     Examples
     --------
+    Errors 0, 1 and 2 among 13 validation samples each are consistent with
+    one error rate: the shrunk weights are equal, the observed ones are
+    not.
+
     >>> import numpy as np
     >>> from skprune.quotas import error_weights
-    >>> recall, n = np.array([1.0, 0.8]), np.array([15, 15])
-    >>> error_weights(recall, n)
-    array([0. , 0.2])
-    >>> error_weights(recall, n, confidence=0.9).round(3)
-    array([0.142, 0.393])
+    >>> recall, n = 1 - np.array([0, 1, 2]) / 13, np.array([13, 13, 13])
+    >>> error_weights(recall, n, "observed").round(3)
+    array([0.   , 0.077, 0.154])
+    >>> error_weights(recall, n).round(3)
+    array([0.077, 0.077, 0.077])
+
+    Errors 0, 25 and 150 among 500 are not: shrinkage hardly moves them.
+
+    >>> error_weights(1 - np.array([0, 25, 150]) / 500, np.array([500] * 3)).round(3)
+    array([0.001, 0.051, 0.298])
     """
     recall = np.asarray(recall, dtype=float)
     n_validation = np.asarray(n_validation, dtype=float)
     errors = n_validation * (1.0 - recall) + smoothing
     trials = n_validation + 2.0 * smoothing
-    if confidence is None:
-        return np.divide(errors, trials, out=1.0 - recall, where=trials > 0)
-    successes = trials - errors
-    bound = np.ones_like(errors)
-    defined = successes > 0
-    bound[defined] = betaincinv(errors[defined] + 1.0, successes[defined], confidence)
-    return bound
+    seen = trials > 0
+    if error_rate == "observed":
+        return np.divide(errors, trials, out=1.0 - recall, where=seen)
+    pooled = errors[seen].sum() / trials[seen].sum() if seen.any() else 0.0
+    if pooled <= 0.0 or pooled >= 1.0:
+        return np.full(recall.shape, 1.0)
+    rates = errors[seen] / trials[seen]
+    share = trials[seen] / trials[seen].sum()
+    spread = np.sum(share * (rates - pooled) ** 2)
+    # What the spread would be if every class had the pooled rate.
+    noise = pooled * (1.0 - pooled) * np.count_nonzero(seen) / trials[seen].sum()
+    excess = spread - noise
+    if excess <= 0.0:
+        return np.full(recall.shape, pooled)
+    strength = max(pooled * (1.0 - pooled) / excess - 1.0, 0.0)
+    return (errors + strength * pooled) / (trials + strength)
 
 
 def _random_splitter(validation):
