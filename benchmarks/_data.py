@@ -14,6 +14,8 @@ from sklearn.utils import Bunch
 
 from skprune.datasets import load_dataset
 
+from ._config import InvalidConfigError
+
 
 @functools.lru_cache(maxsize=2)
 def load_benchmark_data(dataset, data_root=None, n_train=None):
@@ -39,10 +41,21 @@ def load_benchmark_data(dataset, data_root=None, n_train=None):
     ------
     FileNotFoundError
         The dataset's files are missing; the message says how to get them.
+    ValueError
+        A file is damaged (``skprune.datasets.DatasetFormatError``, naming
+        it), or ``n_train`` is below the number of classes
+        (:class:`~benchmarks._config.InvalidConfigError`).
     """
     loaded = load_dataset(dataset, root=data_root)
     # A new Bunch: the loader may cache and share the one it returns.
     data = Bunch(**loaded)
+    n_classes = len(np.unique(data.y_train))
+    if n_train is not None and n_train < n_classes:
+        raise InvalidConfigError(
+            f"n_train={n_train} is below the number of classes of {dataset!r} "
+            f"({n_classes}): a stratified subsample keeps at least one row per class. "
+            f"Use --n-train {n_classes} or more."
+        )
     if n_train is not None and n_train < len(data.y_train):
         kept, _ = train_test_split(
             np.arange(len(data.y_train)), train_size=n_train,

@@ -3,7 +3,8 @@
 Tables give, for every metric, the mean over seeds with its min and max, per
 method (protocol and strategy) and density: tidy numbers as CSV, and a
 method x density layout as Markdown and LaTeX. Figures follow the paper's:
-four panels against density, one line per method, min/max bands.
+four panels against density, one line per method, min/max bands. Every file
+is written atomically: a run killed while writing leaves the previous version.
 """
 
 from pathlib import Path
@@ -12,6 +13,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from ._config import FULL, NO_STRATEGY, STRATEGY_CLASSES, STRATEGY_LABELS
+from ._files import atomic_path, make_directory, write_text_atomic
 from .presets import ALL_PROTOCOLS
 
 #: Metric column -> display name, in the order of the paper's panels.
@@ -111,25 +113,33 @@ def write_tables(rows, out_dir):
     Returns
     -------
     paths : list of Path
+
+    Raises
+    ------
+    OutputDirectoryError
+        If a file cannot be written; the message names it.
     """
-    tables = Path(out_dir) / "tables"
-    tables.mkdir(parents=True, exist_ok=True)
+    tables = make_directory(Path(out_dir) / "tables")
     summary = summarize(rows)
     paths = []
     for metric, title in METRICS.items():
         part = summary[summary["metric"] == metric].drop(columns="metric")
-        part.to_csv(tables / f"{metric}.csv", index=False)
+        paths.append(_write_csv(part, tables / f"{metric}.csv"))
         table = display_table(summary, metric)
-        (tables / f"{metric}.md").write_text(to_markdown(table) + "\n")
-        (tables / f"{metric}.tex").write_text(table.to_latex(
+        paths.append(write_text_atomic(tables / f"{metric}.md", to_markdown(table) + "\n"))
+        paths.append(write_text_atomic(tables / f"{metric}.tex", table.to_latex(
             caption=f"{title} (mean over seeds [min, max]) against density.",
             label=f"tab:{metric.replace('_', '-')}",
-        ))
-        paths += [tables / f"{metric}.{suffix}" for suffix in ("csv", "md", "tex")]
+        )))
     for field in ("class_recall", "class_counts"):
-        summarize_classes(rows, field).to_csv(tables / f"{field}.csv", index=False)
-        paths.append(tables / f"{field}.csv")
+        paths.append(_write_csv(summarize_classes(rows, field), tables / f"{field}.csv"))
     return paths
+
+
+def _write_csv(frame, path):
+    with atomic_path(path) as partial:
+        frame.to_csv(partial, index=False)
+    return path
 
 
 def write_figures(rows, out_dir):
@@ -143,9 +153,13 @@ def write_figures(rows, out_dir):
     Returns
     -------
     paths : list of Path
+
+    Raises
+    ------
+    OutputDirectoryError
+        If a file cannot be written; the message names it.
     """
-    figures = Path(out_dir) / "figures"
-    figures.mkdir(parents=True, exist_ok=True)
+    figures = make_directory(Path(out_dir) / "figures")
     summary = summarize(rows)
     methods = summary.drop_duplicates("method")[["method", "protocol", "strategy"]]
     shared = methods[(methods["strategy"] == NO_STRATEGY) & (methods["protocol"] != FULL)]
@@ -205,7 +219,8 @@ def _plot(summary, lines, path, title):
     handles, labels = axes[0].get_legend_handles_labels()
     figure.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 6))
     figure.suptitle(title)
-    figure.savefig(path, dpi=120)
+    with atomic_path(path) as partial:
+        figure.savefig(partial, dpi=120)
     return path
 
 

@@ -6,6 +6,10 @@ the cells it was computing. A kill in the middle of a write leaves at most
 one partial last line, which the next run removes. ``config.json`` records
 the settings the rows were computed with, so that a rerun with other settings
 into the same directory stops instead of mixing incomparable rows.
+
+Whatever goes wrong with the directory (a full disk, a read-only directory, a
+damaged file) raises an :class:`OutputDirectoryError` whose one-line message
+names the file and the fix; finished rows are never lost to it.
 """
 
 import fcntl
@@ -15,18 +19,27 @@ import warnings
 from pathlib import Path
 
 from ._config import cell_key
+from ._files import OutputDirectoryError, make_directory, os_error_message, write_text_atomic
+
+__all__ = ["ConfigMismatchError", "CorruptFileError", "OutputDirectoryError", "ResultStore",
+           "read_rows"]
 
 RESULTS_FILE = "results.jsonl"
 CONFIG_FILE = "config.json"
 LOCK_FILE = ".lock"
-
-
-class OutputDirectoryError(RuntimeError):
-    """The output directory cannot take this run's results."""
+#: Fields every row must have: together they are the row's cell.
+_CELL_FIELDS = ("protocol", "strategy", "density", "seed")
 
 
 class ConfigMismatchError(OutputDirectoryError):
     """The output directory holds results computed with other settings."""
+
+
+class CorruptFileError(OutputDirectoryError, ValueError):
+    """A file of the output directory is damaged beyond automatic repair.
+
+    Also a ``ValueError``, for callers of :func:`read_rows` that catch one.
+    """
 
 
 class ResultStore:
@@ -49,8 +62,12 @@ class ResultStore:
         self.rows = {}
 
     def __enter__(self):
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        self._lock = open(self.out_dir / LOCK_FILE, "w")
+        make_directory(self.out_dir)
+        lock_path = self.out_dir / LOCK_FILE
+        try:
+            self._lock = open(lock_path, "w")
+        except OSError as exc:
+            raise OutputDirectoryError(os_error_message(exc, lock_path)) from None
         try:
             fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -70,7 +87,14 @@ class ResultStore:
                     f"{sorted(map(str, foreign))}, this run: {self.config.fingerprint()}). "
                     "Use another --out, or delete the directory to start over."
                 )
-            self._file = open(self.path, "a", encoding="utf-8")
+            # Unbuffered: a failed write leaves nothing behind in a buffer that
+            # closing the file would try to write again.
+            self._file = open(self.path, "ab", buffering=0)
+        except OSError as exc:
+            self._lock.close()
+            raise OutputDirectoryError(
+                os_error_message(exc, exc.filename or self.path, "use")
+            ) from None
         except BaseException:
             self._lock.close()
             raise
@@ -84,21 +108,39 @@ class ResultStore:
         return cell_key(*cell) in self.rows
 
     def append(self, row):
-        """Write one finished cell to disk; a cell already stored is ignored."""
-        key = cell_key(row["protocol"], row["strategy"], row["density"], row["seed"])
+        """Write one finished cell to disk; a cell already stored is ignored.
+
+        Raises
+        ------
+        OutputDirectoryError
+            If the row cannot be written and synced (a full disk, ...). The
+            file is then cut back to its previous rows, which stay valid.
+        """
+        key = cell_key(*(row[name] for name in _CELL_FIELDS))
         if key in self.rows:
             return
-        self._file.write(json.dumps(row, sort_keys=True) + "\n")
-        self._file.flush()
-        os.fsync(self._file.fileno())
+        data = (json.dumps(row, sort_keys=True) + "\n").encode("utf-8")
+        descriptor = self._file.fileno()
+        size = os.fstat(descriptor).st_size
+        try:
+            while data:
+                data = data[self._file.write(data):]
+            os.fsync(descriptor)
+        except OSError as exc:
+            # A row that did not reach the disk whole is not finished: cut it
+            # off rather than leave a partial line for the next run to repair.
+            try:
+                os.ftruncate(descriptor, size)
+            except OSError:
+                pass  # The next run removes a partial last line anyway.
+            raise OutputDirectoryError(os_error_message(exc, self.path)) from None
         self.rows[key] = row
 
     def _check_config(self):
         path = self.out_dir / CONFIG_FILE
         settings = self.config.result_settings()
         if path.exists():
-            stored = json.loads(path.read_text())
-            previous = stored.get("result_settings", {})
+            previous = _read_settings(path, self.out_dir)
             if previous != settings:
                 changes = [
                     f"{name}: {previous.get(name)!r} -> {settings.get(name)!r}"
@@ -117,9 +159,29 @@ class ResultStore:
             "config": self.config.to_dict(),
         }
         # Replaced atomically: a kill mid-write must not leave it unreadable.
-        partial = path.with_suffix(".json.tmp")
-        partial.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
-        os.replace(partial, path)
+        write_text_atomic(path, json.dumps(document, indent=2, sort_keys=True) + "\n")
+
+
+def _read_settings(path, out_dir):
+    """The ``result_settings`` stored in ``config.json``; a one-line error if damaged."""
+    try:
+        stored = json.loads(path.read_bytes())
+        reason = None if isinstance(stored, dict) else "not a JSON object"
+    except UnicodeDecodeError:
+        reason = "not UTF-8 text"
+    except json.JSONDecodeError as exc:
+        reason = f"invalid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
+    if reason is None and not isinstance(stored.get("result_settings"), dict):
+        reason = "no result_settings object"
+    if reason is not None:
+        # Deleting only config.json is safe: every row records the fingerprint
+        # of its settings, and rows of other settings are refused anyway.
+        raise CorruptFileError(
+            f"{path} is damaged ({reason}). Restore it, or delete it to have it "
+            f"rewritten (the rows of {RESULTS_FILE} are still checked against this "
+            f"run's settings), or delete {out_dir} to start over."
+        )
+    return stored["result_settings"]
 
 
 def read_rows(path, repair=False):
@@ -136,6 +198,11 @@ def read_rows(path, repair=False):
     -------
     rows : dict
         :class:`~benchmarks._config.Cell` -> row, in file order.
+
+    Raises
+    ------
+    CorruptFileError
+        If a complete line is not a row; the message gives its number.
     """
     path = Path(path)
     if not path.exists():
@@ -153,20 +220,38 @@ def read_rows(path, repair=False):
                 file.truncate(complete_end)
                 os.fsync(file.fileno())
     rows = {}
-    for number, line in enumerate(content[:complete_end].decode("utf-8").splitlines(), 1):
+    for number, line in enumerate(content[:complete_end].split(b"\n")[:-1], 1):
         if not line.strip():
             continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ValueError(
-                f"{path}, line {number}, is not valid JSON ({exc}). Only the last line "
-                "can be cut short by a crash; was the file edited by hand?"
-            ) from None
-        key = cell_key(row["protocol"], row["strategy"], row["density"], row["seed"])
+        key, row = _parse_row(line, path, number)
         if key in rows:
             warnings.warn(f"{path}, line {number}: {key} is stored twice; keeping the "
                           "first row.", UserWarning, stacklevel=2)
             continue
         rows[key] = row
     return rows
+
+
+def _parse_row(line, path, number):
+    """``(cell, row)`` of one line of a results file; a one-line error if damaged."""
+    try:
+        row = json.loads(line)
+        if not isinstance(row, dict):
+            raise TypeError("not a JSON object")
+        missing = [name for name in _CELL_FIELDS if name not in row]
+        if missing:
+            raise KeyError(f"no {', '.join(missing)} field")
+        return cell_key(*(row[name] for name in _CELL_FIELDS)), row
+    except UnicodeDecodeError:
+        reason = "not UTF-8 text"
+    except json.JSONDecodeError as exc:
+        reason = f"invalid JSON: {exc.msg} at column {exc.colno}"
+    except (KeyError, TypeError, ValueError) as exc:
+        reason = exc.args[0] if exc.args else type(exc).__name__
+    # Only the last line can be cut short by a crash (and is repaired); a bad
+    # line elsewhere was damaged otherwise, and guessing its cell could mix
+    # rows of different runs.
+    raise CorruptFileError(
+        f"{path}, line {number}, is not a result row ({reason}). Delete that line "
+        "(its cell runs again) or fix it by hand, or use another --out."
+    )

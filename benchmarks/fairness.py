@@ -24,21 +24,33 @@ Outputs under ``--out``: ``results.jsonl`` (one row per cell), ``config.json``,
 ``tables/<metric>.csv|md|tex``, ``tables/class_recall.csv``,
 ``tables/class_counts.csv`` and ``figures/*.png``; scores are cached in
 ``cache/``.
+
+Failures that the user can fix (a full disk, an unwritable or damaged output
+directory, a damaged dataset file, settings out of range) end the run with a
+one-line ``error: ...`` on stderr naming the file and the fix, and exit
+status 1; finished cells are always kept. SIGTERM and Ctrl-C stop the worker
+processes and exit with a hint to resume.
 """
 
 import argparse
 import dataclasses
+import math
 import os
+import signal
 import sys
 import textwrap
+import threading
 import time
+import warnings
 from contextlib import contextmanager
+from decimal import ROUND_CEILING, Decimal
 from pathlib import Path
 
 from joblib import Parallel, delayed, effective_n_jobs, parallel_config
+from joblib.externals.loky import get_reusable_executor
 from tqdm.auto import tqdm
 
-from skprune.datasets import DATASETS
+from skprune.datasets import DATASETS, DatasetFormatError, DatasetNotFoundError
 from skprune.models import MODELS, RECIPES
 
 from ._cells import run_cell, warm_cache
@@ -49,10 +61,18 @@ from ._config import (
     check_density,
 )
 from ._data import load_benchmark_data
+from ._files import os_error_message
 from ._report import METRICS, display_table, summarize, to_markdown, write_report
 from ._results import OutputDirectoryError, ResultStore
 from ._schedule import schedule
 from .presets import ALL_PROTOCOLS, PRESETS
+
+#: Seconds an idle loky worker waits for a task before it exits (joblib's
+#: default: 300). Workers hold the data set and a torch runtime, a gigabyte
+#: or more each; if this process is killed with SIGKILL, which it cannot
+#: handle, they are left with no parent and exit after this long. Respawning
+#: one costs a few seconds.
+IDLE_WORKER_TIMEOUT = 30
 
 
 def run_benchmark(config, out_dir, *, n_jobs=1, backend="loky", scheduler=None,
@@ -118,10 +138,30 @@ def _run_pending(config, pending, store, out_dir, *, n_jobs, backend, scheduler,
                 [delayed(run_cell)(settings, cell, cache_dir, fingerprint, torch_threads)
                  for cell in rest],
             ):
-                for row in parallel(stage) if stage else ():
-                    if row is not None:  # warm-up tasks return nothing
-                        store.append(row)
-                        bar.update()
+                if not stage:
+                    continue
+                with _closing_quietly(parallel(stage)) as rows:
+                    for row in rows:
+                        if row is not None:  # warm-up tasks return nothing
+                            store.append(row)
+                            bar.update()
+
+
+@contextmanager
+def _closing_quietly(results):
+    """Close a joblib result generator at the end of the block, even on an error.
+
+    Closing it cancels the tasks still running. On an error here (a full disk,
+    Ctrl-C, SIGTERM) joblib would otherwise do so when the generator is
+    garbage collected, at a time of its choosing, and warn about the cancelled
+    tasks on top of the one-line error message.
+    """
+    try:
+        yield results
+    finally:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*tasks", category=UserWarning)
+            results.close()
 
 
 @contextmanager
@@ -139,18 +179,66 @@ def _execution(backend, scheduler, n_jobs):
     if n_workers == 1:
         # Runs in this process: torch keeps the threads it has.
         yield 1, None
-    else:
-        yield n_jobs, max(1, (os.cpu_count() or 1) // n_workers)
+        return
+    with parallel_config(backend="loky", idle_worker_timeout=IDLE_WORKER_TIMEOUT):
+        try:
+            yield n_jobs, max(1, (os.cpu_count() or 1) // n_workers)
+        finally:
+            # Also on an error, Ctrl-C or SIGTERM: workers must not outlive
+            # the run, computing cells nobody will collect. loky replaces
+            # (kill_workers=True: at once) its executor with a new one, which
+            # starts no process before a task is submitted.
+            get_reusable_executor(max_workers=1, reuse=False, kill_workers=True).shutdown(
+                wait=True, kill_workers=True
+            )
+
+
+def _keeps_one_per_class(density, n_classes, n_train):
+    # The pruners keep round(density * n_train) rows in all.
+    return round(density * n_train) >= n_classes
+
+
+def smallest_density(n_classes, n_train, digits=3):
+    """The smallest density, written with ``digits`` significant digits, that works.
+
+    A density ``d`` keeps ``round(d * n_train)`` rows, which must be at least
+    ``n_classes``. The bound ``(n_classes - 0.5) / n_train`` is rounded up,
+    not to the nearest, at the printed precision, and checked: Python rounds
+    halves to even, so the bound itself may fall short.
+
+    Parameters
+    ----------
+    n_classes, n_train : int
+    digits : int, default=3
+
+    Returns
+    -------
+    density : str
+        As printed, e.g. ``"0.00706"``; parses to a float that passes.
+
+    Examples
+    --------
+    >>> from benchmarks.fairness import smallest_density
+    >>> smallest_density(10, 1347)
+    '0.00706'
+    """
+    lower = (n_classes - 0.5) / n_train
+    step = Decimal(1).scaleb(math.floor(math.log10(lower)) - digits + 1)
+    density = (Decimal(lower) / step).to_integral_value(ROUND_CEILING) * step
+    while not _keeps_one_per_class(float(density), n_classes, n_train) and density < 1:
+        density += step
+    return format(min(density, Decimal(1)).normalize(), "f")
 
 
 def _check_densities(config, data):
     n_classes, n_train = len(data.classes), len(data.y_train)
-    too_low = [d for d in config.densities if round(d * n_train) < n_classes]
+    too_low = [d for d in config.densities
+               if not _keeps_one_per_class(d, n_classes, n_train)]
     if too_low:
         raise InvalidConfigError(
             f"Densities {too_low} keep fewer than one sample per class ({n_classes} "
-            f"classes, {n_train} training rows); use densities of at least "
-            f"{(n_classes - 0.5) / n_train:.3g}."
+            f"classes, {n_train} training rows); use --densities of at least "
+            f"{smallest_density(n_classes, n_train)}."
         )
 
 
@@ -162,6 +250,13 @@ def _density(text):
         return check_density(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _path(text):
+    """A path option, with ``~`` expanded: no shell expands it in ``--out=~/x``."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("a path must not be empty")
+    return os.path.expanduser(text)
 
 
 def build_parser():
@@ -186,7 +281,8 @@ def build_parser():
     )
     parser.add_argument("--preset", choices=list(PRESETS), help="start from these settings")
     parser.add_argument("--dataset", help=f"one of {', '.join(DATASETS)}")
-    parser.add_argument("--data-root", metavar="DIR", help="where the dataset's files are")
+    parser.add_argument("--data-root", type=_path, metavar="DIR",
+                        help="where the dataset's files are")
     parser.add_argument("--n-train", type=int, metavar="N",
                         help="train on a stratified subsample of N rows")
     parser.add_argument("--model", help=f"one of {', '.join(MODELS)}")
@@ -205,7 +301,7 @@ def build_parser():
                         help="train at density f for E*(0.5+0.5f)/f epochs (the paper's)")
     parser.add_argument("--full-reference", action=argparse.BooleanOptionalAction,
                         help="also train on the whole training set once per seed")
-    parser.add_argument("--out", metavar="DIR",
+    parser.add_argument("--out", type=_path, metavar="DIR",
                         help="output directory (default: results/<preset>)")
     parser.add_argument("--n-jobs", type=int, metavar="N",
                         help="cells run at once; -1: every core (loky) or dask thread")
@@ -261,8 +357,62 @@ def _has_fallback(args):
     return args.dataset is None and "fallback" in PRESETS.get(args.preset or "", {})
 
 
+class _Terminated(BaseException):
+    """SIGTERM, raised in the main thread so that cleanup code runs.
+
+    A ``BaseException``, like ``KeyboardInterrupt``: no ``except Exception``
+    on the way up may swallow it.
+    """
+
+
+@contextmanager
+def _sigterm_raises():
+    """Turn SIGTERM into :class:`_Terminated` while the block runs.
+
+    By default SIGTERM ends the process on the spot, leaving its worker
+    processes to idle on. Nothing changes outside the main thread (signals
+    cannot be handled there) or when SIGTERM already has a handler, or is
+    ignored, on purpose.
+    """
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL):
+        yield
+        return
+    received = []
+
+    def terminate(signum, frame):
+        # Once only: a second SIGTERM must not interrupt the cleanup.
+        if not received:
+            received.append(signum)
+            raise _Terminated()
+
+    signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _error_line(exc):
+    """The one-line ``error: ...`` message of a failure the user can fix."""
+    if (isinstance(exc, OSError) and exc.filename is not None
+            and not isinstance(exc, DatasetNotFoundError)):
+        # An OSError not met where it could be described (for example in a
+        # worker writing the score cache): its path and a fix from its errno.
+        message = os_error_message(exc, action="access", output=False)
+    else:
+        message = str(exc) or type(exc).__name__
+    return "error: " + " ".join(message.split())
+
+
 def main(argv=None):
-    """Run the benchmark from the command line; returns the exit status."""
+    """Run the benchmark from the command line; returns the exit status.
+
+    Errors the user can fix print one line, ``error: ...``, naming the file
+    or option and the fix, and return 1 (2 for usage errors, from argparse).
+    Ctrl-C returns 130 and SIGTERM 143, once the worker processes are
+    stopped; a rerun of the same command resumes.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.backend == "dask" and not args.scheduler:
@@ -276,26 +426,34 @@ def main(argv=None):
     n_jobs = args.n_jobs
     if n_jobs is None and args.backend == "loky":
         n_jobs = PRESETS.get(args.preset or "", {}).get("n_jobs", 1)
+    resume_hint = (f"Finished cells are saved in {out_dir / 'results.jsonl'}; run the same "
+                   "command again to resume.")
 
     start = time.perf_counter()
     try:
-        try:
-            load_benchmark_data(config.dataset, config.data_root, config.n_train)
-        except FileNotFoundError as exc:
-            if not _has_fallback(args):
-                raise
-            config = config_from_args(args, parser, fallback=True)
-            print(f"Note: {exc}\nThe {args.preset} preset falls back to the "
-                  f"{config.dataset!r} dataset.", file=sys.stderr)
-        result = run_benchmark(config, out_dir, n_jobs=n_jobs, backend=args.backend,
-                               scheduler=args.scheduler, progress=not args.no_progress)
-    except (FileNotFoundError, InvalidConfigError, OutputDirectoryError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        with _sigterm_raises():
+            try:
+                load_benchmark_data(config.dataset, config.data_root, config.n_train)
+            except FileNotFoundError as exc:
+                if not _has_fallback(args):
+                    raise
+                config = config_from_args(args, parser, fallback=True)
+                print(f"Note: {exc}\nThe {args.preset} preset falls back to the "
+                      f"{config.dataset!r} dataset.", file=sys.stderr)
+            result = run_benchmark(config, out_dir, n_jobs=n_jobs, backend=args.backend,
+                                   scheduler=args.scheduler, progress=not args.no_progress)
+    # The project's own errors, each with a message naming the file or the
+    # setting and the fix, and OSErrors, described from their errno. Anything
+    # else is a bug and keeps its traceback.
+    except (OSError, InvalidConfigError, OutputDirectoryError, DatasetFormatError) as exc:
+        print(_error_line(exc), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"\nInterrupted. Finished cells are saved in {out_dir / 'results.jsonl'}; "
-              "run the same command again to resume.", file=sys.stderr)
+        print(f"\nInterrupted. {resume_hint}", file=sys.stderr)
         return 130
+    except _Terminated:
+        print(f"\nTerminated (SIGTERM). {resume_hint}", file=sys.stderr)
+        return 128 + signal.SIGTERM
 
     summary = summarize(result["rows"])
     for metric, title in METRICS.items():
