@@ -12,16 +12,23 @@ from .metrics import (
 from .pipeline import Pipeline, make_pipeline
 from .quotas import MetriQ, StrategyQ, allocate_class_counts
 from .strategies import (
+    AUMPruner,
+    CoreSetPruner,
     DynamicUncertaintyPruner,
     EL2NPruner,
     ForgettingPruner,
     GraNdPruner,
+    PrototypePruner,
     RandomPruner,
+    ScorePruner,
+    UncertaintyPruner,
 )
 
 __all__ = [
+    "AUMPruner",
     "CLASS_RECALL_SCORING",
     "ClassRecallScorer",
+    "CoreSetPruner",
     "DataPruner",
     "DynamicUncertaintyPruner",
     "EL2NPruner",
@@ -29,8 +36,11 @@ __all__ = [
     "GraNdPruner",
     "MetriQ",
     "Pipeline",
+    "PrototypePruner",
     "RandomPruner",
+    "ScorePruner",
     "StrategyQ",
+    "UncertaintyPruner",
     "allocate_class_counts",
     "class_recall",
     "class_recall_report",

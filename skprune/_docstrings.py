@@ -62,11 +62,13 @@ quota : {None, "proportional", "balanced", "metriq"}, dict or quota object, defa
     Every class keeps at least one sample."""
 
 SELECTION = """\
-selection : {"hardest", "easiest"} or selection rule, default="hardest"
+selection : {"hardest", "easiest", "offset", "coverage"} or selection rule, default="hardest"
     Which rows of each class are kept, given their scores:
-    ``"hardest"`` keeps the highest scores, ``"easiest"`` the lowest;
-    see :mod:`skprune.selection` for the other rules. Changing it reuses
-    the cached scores."""
+    ``"hardest"`` keeps the highest scores, ``"easiest"`` the lowest,
+    ``"offset"`` the highest after skipping the hardest 10%
+    (:class:`~skprune.selection.OffsetWindow`), ``"coverage"`` samples every
+    score range (:class:`~skprune.selection.CoverageCentric`); pass a rule
+    object to set its parameters. Changing it reuses the cached scores."""
 
 RANDOM_STATE = """\
 random_state : int, RandomState instance or None, default=None
@@ -87,6 +89,8 @@ n_runs : int, default=5
     scores are averaged."""
 
 FITTED_ATTRIBUTES = """\
+run_scores_ : ndarray of shape (n_runs, n_samples)
+    The scores of every run, before they are combined into ``scores_``.
 sample_indices_ : ndarray of int
     Kept rows, in their original order.
 class_counts_ : dict

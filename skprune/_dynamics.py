@@ -133,7 +133,7 @@ def dynamic_uncertainty(proba, window=10, windows="all"):
     return np.sqrt(np.clip(window_var, 0.0, None)).mean(axis=0)
 
 
-def record_dynamics(estimator, X, y, seed, *, owner, record="train"):
+def record_dynamics(estimator, X, y, seed, *, owner, record="train", margins=False):
     """Train a query clone of ``estimator`` on ``(X, y)`` and record its dynamics.
 
     The clone trains over the estimator's full schedule through the one
@@ -155,11 +155,14 @@ def record_dynamics(estimator, X, y, seed, *, owner, record="train"):
         Name of the pruner, used in error messages.
     record : {"train", "eval"}, default="train"
         See :class:`~skprune.callbacks.TrainingDynamicsRecorder`.
+    margins : bool, default=False
+        Also record margins (``recorder.margin_``).
 
     Returns
     -------
-    correct : ndarray of shape (n_epochs, n_samples), dtype bool
-    proba : ndarray of shape (n_epochs, n_samples)
+    recorder : TrainingDynamicsRecorder
+        The fitted recorder: ``correct_``, ``proba_`` and ``margin_``, each of
+        shape ``(n_epochs, n_samples)``.
 
     Raises
     ------
@@ -190,7 +193,8 @@ def record_dynamics(estimator, X, y, seed, *, owner, record="train"):
         }
     net, _ = train_query_net(
         estimator, X, y, seed, owner=owner,
-        callbacks=[(_RECORDER_NAME, TrainingDynamicsRecorder(record=record))], **params,
+        callbacks=[(_RECORDER_NAME, TrainingDynamicsRecorder(record=record, margins=margins))],
+        **params,
     )
     recorder = dict(net.callbacks_)[_RECORDER_NAME]
     if not np.isfinite(recorder.proba_).all():
@@ -200,4 +204,4 @@ def record_dynamics(estimator, X, y, seed, *, owner, record="train"):
             "estimator's learning rate (lr), add gradient clipping, or check the inputs "
             "for NaN or huge values."
         )
-    return recorder.correct_, recorder.proba_
+    return recorder

@@ -5,6 +5,7 @@ these helpers, so that cloning, seeding, device resolution and divergence
 checks behave the same everywhere.
 """
 
+import itertools
 import warnings
 
 import numpy as np
@@ -20,6 +21,7 @@ from ._torch_utils import (
     check_class_outputs,
     check_labels,
     describe_forward_error,
+    final_linear,
     forward,
     inputs_device,
     net_inputs,
@@ -329,3 +331,78 @@ def predict_classes(net, X):
 
 def _num_rows(X):
     return len(X) if isinstance(X, torch.utils.data.Dataset) else X.shape[0]
+
+
+def penultimate_features(net, X, target, owner):
+    """The input of the network's final ``torch.nn.Linear`` layer for every row of ``X``.
+
+    Computed in eval mode over the net's non-augmenting iterator.
+
+    Parameters
+    ----------
+    net : skorch.NeuralNetClassifier
+        An initialized net.
+    X : array-like or torch Dataset
+    target : ndarray of int64
+        Labels as the net sees them.
+    owner : str
+        Name of the class that reads them, used in messages.
+
+    Returns
+    -------
+    ndarray of float32, shape (n_samples, n_features)
+    """
+    module = net.module_
+    batches = iter(eval_batches(net, net_inputs(X), target))
+    first = next(batches, None)
+    if first is None:
+        return np.zeros((0, 0), dtype=np.float32)
+    layer = final_linear(module, first[0], owner)
+    captured = []
+    hook = layer.register_forward_hook(
+        lambda layer, args, output: captured.append(args[0].detach().flatten(1).float().cpu())
+    )
+    training = module.training
+    module.eval()
+    try:
+        with torch.no_grad():
+            for inputs, _ in itertools.chain([first], batches):
+                forward(module, inputs)
+    finally:
+        hook.remove()
+        module.train(training)
+    return torch.cat(captured).numpy()
+
+
+def predict_probabilities(net, X, target, kind):
+    """Class probabilities of every row of ``X``, in eval mode and without augmentation.
+
+    Parameters
+    ----------
+    net : skorch.NeuralNetClassifier
+        An initialized net.
+    X : array-like or torch Dataset
+    target : ndarray of int64
+    kind : {"logits", "probabilities"}
+        What the module outputs.
+
+    Returns
+    -------
+    ndarray of float64, shape (n_samples, n_classes)
+    """
+    module = net.module_
+    training = module.training
+    module.eval()
+    outputs = []
+    try:
+        with torch.no_grad():
+            for inputs, batch_target in eval_batches(net, net_inputs(X), target):
+                output = forward(module, inputs)
+                if isinstance(output, (tuple, list)):
+                    output = output[0]
+                check_class_outputs(output, batch_target, kind)
+                output = output.double()
+                outputs.append((output.softmax(1) if kind == "logits" else output).cpu())
+    finally:
+        module.train(training)
+    return torch.cat(outputs).numpy()

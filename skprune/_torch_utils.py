@@ -213,6 +213,45 @@ def take_rows(X, indices):
     return _safe_indexing(X, indices)
 
 
+def final_linear(module, inputs, owner):
+    """The ``torch.nn.Linear`` layer called last when ``module`` runs on ``inputs``.
+
+    Its input is the network's penultimate representation (the embedding
+    that CoreSet and prototype scores use) and its parameters the "last
+    layer" of GraNd's cheap variant.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+    inputs : tensor or dict of tensors
+        One batch, on the module's device.
+    owner : str
+        What needs the layer, used in the error message.
+    """
+    called = []
+    hooks = [
+        layer.register_forward_hook(lambda layer, args, output: called.append(layer))
+        for layer in module.modules()
+        if isinstance(layer, torch.nn.Linear)
+    ]
+    training = module.training
+    try:
+        module.eval()
+        with torch.no_grad():
+            forward(module, inputs)
+    finally:
+        module.train(training)
+        for hook in hooks:
+            hook.remove()
+    if not called:
+        raise ValueError(
+            f"{owner} reads the final torch.nn.Linear layer of the network, but "
+            f"{type(module).__name__} calls none. End the module with a torch.nn.Linear "
+            "classifier layer."
+        )
+    return called[-1]
+
+
 # Checks of a module's output ----------------------------------------------------
 
 

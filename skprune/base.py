@@ -240,9 +240,11 @@ class DataPruner(BaseSampler):
             cacheable_seed=isinstance(self.random_state, numbers.Integral),
             memory=self.memory, estimator=self.estimator, owner=owner,
         )
+        # A bad selection parameter fails before any network trains.
+        selection = make_selection(self.selection)
+        selection._validate_params()
         with preserved_random_state():
             self.scores_ = self._scores(context, score_seed)
-            selection = make_selection(self.selection)
             tie_break = np.random.RandomState(tie_seed)
             if self.quota is None:
                 self.quota_ = None
@@ -296,7 +298,8 @@ class DataPruner(BaseSampler):
             if self._continuous_scores:
                 _warn_collapsed(scores, owner)
             run_scores.append(scores)
-        return self._combine_runs(np.stack(run_scores))
+        self.run_scores_ = np.stack(run_scores)
+        return self._combine_runs(self.run_scores_)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -116,6 +116,12 @@ class TrainingDynamicsRecorder(Callback):
         Which forward pass is recorded.
     output : {"auto", "probabilities", "logits"}, default="auto"
         What the module outputs.
+    margins : bool, default=False
+        Also record every sample's margin (Pleiss et al.'s, for the area
+        under the margin): its assigned class's logit minus the largest
+        other logit. For a module that outputs probabilities, the same
+        difference of log-probabilities (equal, as log-softmax shifts every
+        logit of a row by the same amount).
 
     Attributes
     ----------
@@ -123,6 +129,8 @@ class TrainingDynamicsRecorder(Callback):
         Whether the predicted class (the arg-max) was the true class.
     proba_ : ndarray of shape (n_epochs, n_samples), dtype float32
         Predicted probability of the true class.
+    margin_ : ndarray of shape (n_epochs, n_samples), dtype float32, or None
+        Margin of the true class, with ``margins=True``.
     n_epochs_ : int
         Number of epochs recorded.
 
@@ -159,9 +167,10 @@ class TrainingDynamicsRecorder(Callback):
     #: an epoch of (n_samples, n_classes) outputs on the device.
     chunk_rows = 1 << 14
 
-    def __init__(self, record="train", output="auto"):
+    def __init__(self, record="train", output="auto", margins=False):
         self.record = record
         self.output = output
+        self.margins = margins
 
     def initialize(self):
         if self.record not in ("train", "eval"):
@@ -172,6 +181,7 @@ class TrainingDynamicsRecorder(Callback):
             )
         self.correct_ = None
         self.proba_ = None
+        self.margin_ = None
         self.n_epochs_ = 0
         self.output_ = None
         self.batch_sampler_ = None
@@ -206,6 +216,7 @@ class TrainingDynamicsRecorder(Callback):
         if self.correct_ is None or self.correct_.shape[1] != n_samples:
             self.correct_ = np.zeros((0, n_samples), dtype=bool)
             self.proba_ = np.zeros((0, n_samples), dtype=np.float32)
+            self.margin_ = np.zeros((0, n_samples), dtype=np.float32) if self.margins else None
             self.n_epochs_ = 0
         self._reserve(self.n_epochs_ + max(int(net.max_epochs), 1))
 
@@ -235,6 +246,8 @@ class TrainingDynamicsRecorder(Callback):
         # (or pickle) a copy of the training data.
         self.correct_ = self.correct_[: self.n_epochs_]
         self.proba_ = self.proba_[: self.n_epochs_]
+        if self.margin_ is not None:
+            self.margin_ = self.margin_[: self.n_epochs_]
         self.dataset_ = None
         self.pending_ = []
 
@@ -261,6 +274,10 @@ class TrainingDynamicsRecorder(Callback):
         self.proba_ = np.concatenate(
             [self.proba_, np.full((extra, n_samples), np.nan, dtype=np.float32)]
         )
+        if self.margin_ is not None:
+            self.margin_ = np.concatenate(
+                [self.margin_, np.full((extra, n_samples), np.nan, dtype=np.float32)]
+            )
 
     def _flush(self, order):
         """Reduce the buffered predictions and write them at their positions."""
@@ -286,11 +303,16 @@ class TrainingDynamicsRecorder(Callback):
                 proba /= (y_pred - top).exp_().sum(dim=1, keepdim=True)
             else:
                 proba = y_pred.gather(1, targets)
-            # One device-to-host copy for both quantities.
-            values = torch.cat([proba, correct.float()], dim=1).cpu().numpy()
+            columns = [proba, correct.float()]
+            if self.margin_ is not None:
+                columns.append(_margin(y_pred, targets, self.output_))
+            # One device-to-host copy for every quantity.
+            values = torch.cat(columns, dim=1).cpu().numpy()
         positions = order[self.cursor_:self.cursor_ + len(values)]
         self.proba_[self.n_epochs_, positions] = values[:, 0]
         self.correct_[self.n_epochs_, positions] = values[:, 1] > 0.5
+        if self.margin_ is not None:
+            self.margin_[self.n_epochs_, positions] = values[:, 2]
         self.cursor_ += len(values)
         self.pending_, self.pending_rows_ = [], 0
 
@@ -303,6 +325,15 @@ class TrainingDynamicsRecorder(Callback):
             if self.pending_rows_ >= self.chunk_rows:
                 self._flush(order)
         self._flush(order)
+
+
+def _margin(y_pred, targets, kind):
+    """The true class's logit (log-probability) minus the largest other one, per row."""
+    if kind == "probabilities":
+        y_pred = torch.log(y_pred.clamp_min(torch.finfo(y_pred.dtype).tiny))
+    assigned = y_pred.gather(1, targets)
+    others = y_pred.scatter(1, targets, float("-inf"))
+    return assigned - others.max(dim=1, keepdim=True).values
 
 
 def _first_output(y_pred):

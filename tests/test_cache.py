@@ -296,8 +296,8 @@ def test_a_user_subclass_with_a_builtin_name_is_a_different_key():
     import skprune
 
     class EL2NPruner(skprune.EL2NPruner):
-        def _score_net(self, net, kind, batches):
-            return -super()._score_net(net, kind, batches)
+        def _score_net(self, net, kind, X, target):
+            return -super()._score_net(net, kind, X, target)
 
     X, y = blobs()
     X = X.astype(np.float32)

@@ -9,6 +9,7 @@ entry in ``make_instance`` below.
 
 import inspect
 
+import numpy as np
 import pytest
 from conftest import TinyMLP, make_tiny_net, stable_ids
 from imblearn.utils.estimator_checks import parametrize_with_checks as imblearn_checks
@@ -37,6 +38,11 @@ def tiny_net(**params):
 
 
 #: Constructor arguments of every public pruner and quota.
+def row_sums(X, y):
+    """Precomputed-score stand-in: any numeric input, dense or sparse."""
+    return np.asarray(X.sum(axis=1), dtype=float).ravel()
+
+
 pytestmark = pytest.mark.filterwarnings(
     "ignore::skprune.exceptions.DegenerateTrainingWarning",
     "ignore::skprune.exceptions.StarvedGroupWarning",
@@ -49,6 +55,11 @@ PRUNER_ARGS = {
     "GraNdPruner": dict(estimator=tiny_net(), epochs=1, n_runs=1),
     "ForgettingPruner": dict(estimator=tiny_net()),
     "DynamicUncertaintyPruner": dict(estimator=tiny_net(max_epochs=3), window=2),
+    "CoreSetPruner": dict(estimator=tiny_net()),
+    "PrototypePruner": dict(estimator=tiny_net()),
+    "UncertaintyPruner": dict(estimator=tiny_net(), measure="margin"),
+    "AUMPruner": dict(estimator=tiny_net()),
+    "ScorePruner": dict(scores=row_sums),
 }
 QUOTA_ARGS = {
     "ProportionalQuota": {},
@@ -90,6 +101,10 @@ def instances():
         skprune.RandomPruner(tiny_net(), density=0.7, quota="metriq", random_state=0),
         skprune.ForgettingPruner(tiny_net(), density=0.8, quota="proportional",
                                  selection="easiest", random_state=0),
+        skprune.EL2NPruner(tiny_net(), epochs=1, n_runs=1, density=0.6, quota="balanced",
+                           selection="coverage", random_state=0),
+        skprune.CoreSetPruner(tiny_net(), scope="all", density=0.7, quota="proportional",
+                              selection="offset", random_state=0),
     ]
     return checked
 

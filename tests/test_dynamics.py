@@ -111,10 +111,13 @@ def oracle_net(probabilities=False, **params):
 @pytest.mark.parametrize("probabilities", [False, True], ids=["logits-CE", "softmax-NLL"])
 def test_recorder_writes_every_sample_at_its_position(probabilities):
     X, y, wrong = oracle_data()
-    correct, proba = record_dynamics(
-        oracle_net(probabilities), X, y, seed=0, owner="test", record="train"
+    recorder = record_dynamics(
+        oracle_net(probabilities), X, y, seed=0, owner="test", record="train", margins=True
     )
-    assert correct.shape == proba.shape == (3, y.size)
+    correct, proba, margin = recorder.correct_, recorder.proba_, recorder.margin_
+    assert correct.shape == proba.shape == margin.shape == (3, y.size)
+    # The true class's logit is 5 above the others, or the others' 5 above it.
+    np.testing.assert_allclose(margin, np.tile(np.where(wrong, -5.0, 5.0), (3, 1)), atol=1e-4)
     np.testing.assert_array_equal(correct, np.tile(~wrong, (3, 1)))
     right = np.exp(5) / (np.exp(5) + 3)
     np.testing.assert_allclose(proba, np.tile(np.where(wrong, 1 / (np.exp(5) + 3), right), (3, 1)),
@@ -151,8 +154,8 @@ class DropoutOracle(Oracle):
 def test_record_eval_reads_an_eval_mode_pass():
     X, y, wrong = oracle_data()
     net = oracle_net(module=DropoutOracle, max_epochs=4)
-    _, proba_eval = record_dynamics(net, X, y, seed=0, owner="test", record="eval")
-    _, proba_train = record_dynamics(net, X, y, seed=0, owner="test", record="train")
+    proba_eval = record_dynamics(net, X, y, seed=0, owner="test", record="eval").proba_
+    proba_train = record_dynamics(net, X, y, seed=0, owner="test", record="train").proba_
     np.testing.assert_allclose(proba_eval, np.tile(proba_eval[0], (4, 1)))
     assert not np.allclose(proba_train, proba_eval)
     pruner = DynamicUncertaintyPruner(net, window=3, record="eval", random_state=0).fit(X, y)
@@ -257,7 +260,7 @@ def test_user_net_is_never_mutated(small_digits):
     ForgettingPruner(net, random_state=0).fit(X, y)
     # The query clone records every row every epoch (unrecorded entries
     # would be NaN) despite the user's validation split and drop_last.
-    _, proba = record_dynamics(net, X, y, seed=0, owner="test")
+    proba = record_dynamics(net, X, y, seed=0, owner="test").proba_
     assert proba.shape == (2, y.size) and np.isfinite(proba).all()
     DynamicUncertaintyPruner(net, window=2, record="eval", random_state=0).fit(X, y)
     assert {k: repr(v) for k, v in net.get_params(deep=False).items()} == before

@@ -19,6 +19,8 @@ class BaseSelection(BaseEstimator, metaclass=ABCMeta):
     :class:`RankingSelection`).
     """
 
+    _parameter_constraints = {}
+
     def select(self, scores, group_index, counts, random_state):
         """Keep ``counts[g]`` rows of every group ``g``.
 

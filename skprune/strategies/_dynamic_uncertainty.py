@@ -134,5 +134,5 @@ class DynamicUncertaintyPruner(TrainingDynamicsPruner):
                 "window or raise max_epochs."
             )
 
-    def _score_record(self, correct, proba):
-        return dynamic_uncertainty(proba, window=self.window, windows=self.windows)
+    def _score_record(self, recorder):
+        return dynamic_uncertainty(recorder.proba_, window=self.window, windows=self.windows)

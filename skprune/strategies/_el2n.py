@@ -3,13 +3,14 @@
 import numpy as np
 import torch
 
+from .._query import eval_batches
 from .._torch_utils import check_class_outputs, forward
 from .._docstrings import pruner_docstring
-from ._early_training import EarlyTrainingPruner
+from ._query_net import QueryNetPruner
 
 
 @pruner_docstring
-class EL2NPruner(EarlyTrainingPruner):
+class EL2NPruner(QueryNetPruner):
     """Keep the samples with the largest prediction errors early in training.
 
     A clone of ``estimator`` is trained for ``epochs`` epochs on the data
@@ -77,7 +78,10 @@ class EL2NPruner(EarlyTrainingPruner):
     True
     """
 
-    def _score_net(self, net, kind, batches):
+    _default_epoch_fraction = 0.1
+
+    def _score_net(self, net, kind, X, target):
+        batches = eval_batches(net, X, target)
         module = net.module_
         module.eval()
         scores = []

@@ -98,8 +98,8 @@ class ForgettingPruner(TrainingDynamicsPruner):
         )
         self.never_learned = never_learned
 
-    def _score_record(self, correct, proba):
-        return forgetting_events(correct, never_learned=self.never_learned)
+    def _score_record(self, recorder):
+        return forgetting_events(recorder.correct_, never_learned=self.never_learned)
 
     def _combine_runs(self, run_scores):
         # Toneva et al. count events over all presentations, so runs add up.

@@ -2,17 +2,17 @@
 
 import itertools
 
-import torch
 from sklearn.utils._param_validation import StrOptions
 
-from .._torch_utils import forward
+from .._query import eval_batches
+from .._torch_utils import final_linear
 from ..gradients import _grad_norms_of_batches
 from .._docstrings import pruner_docstring
-from ._early_training import EarlyTrainingPruner
+from ._query_net import QueryNetPruner
 
 
 @pruner_docstring
-class GraNdPruner(EarlyTrainingPruner):
+class GraNdPruner(QueryNetPruner):
     """Keep the samples with the largest loss-gradient norms early in training.
 
     A clone of ``estimator`` is trained for ``epochs`` epochs on the data
@@ -87,8 +87,10 @@ class GraNdPruner(EarlyTrainingPruner):
     True
     """
 
+    _default_epoch_fraction = 0.1
+
     _parameter_constraints = {
-        **EarlyTrainingPruner._parameter_constraints,
+        **QueryNetPruner._parameter_constraints,
         "layers": [StrOptions({"all", "last"})],
     }
 
@@ -102,41 +104,17 @@ class GraNdPruner(EarlyTrainingPruner):
         )
         self.layers = layers
 
-    def _score_net(self, net, kind, batches):
+    def _score_net(self, net, kind, X, target):
+        batches = eval_batches(net, X, target)
         module = net.module_
         parameters = None
         if self.layers == "last":
             batches = iter(batches)
             first = next(batches)
-            final = _final_linear(module, first[0])
+            final = final_linear(module, first[0], owner="GraNdPruner(layers='last')")
             parameters = [p for p in final.parameters(recurse=False) if p.requires_grad]
             batches = itertools.chain([first], batches)
         # The plain cross-entropy of the paper, whatever class weights or
         # label smoothing the net trains with.
         criterion = "cross_entropy" if kind == "logits" else "nll"
         return _grad_norms_of_batches(module, batches, criterion=criterion, parameters=parameters)
-
-
-def _final_linear(module, inputs):
-    """The ``torch.nn.Linear`` layer called last when ``module`` runs on ``inputs``."""
-    called = []
-    hooks = [
-        layer.register_forward_hook(lambda layer, args, output: called.append(layer))
-        for layer in module.modules()
-        if isinstance(layer, torch.nn.Linear)
-    ]
-    training = module.training
-    try:
-        module.eval()
-        with torch.no_grad():
-            forward(module, inputs)
-    finally:
-        module.train(training)
-        for hook in hooks:
-            hook.remove()
-    if not called:
-        raise ValueError(
-            "GraNdPruner(layers='last') scores with the final torch.nn.Linear layer of "
-            f"the network, but {type(module).__name__} calls none. Use layers='all'."
-        )
-    return called[-1]

@@ -1,27 +1,34 @@
-"""Shared query training of the pruners that score with an early-trained network."""
+"""Shared query training of the pruners that score with one trained query network."""
 
+import math
 from abc import abstractmethod
 from numbers import Integral
 
 from sklearn.utils._param_validation import Interval
 
-from .._query import check_skorch_classifier, eval_batches, train_query_net
+from .._query import check_skorch_classifier, train_query_net
 from .._torch_utils import net_inputs, net_targets
 from ..base import DataPruner
 
 
-class EarlyTrainingPruner(DataPruner):
-    """Base of GraNd and EL2N: score every sample with a briefly trained clone.
+class QueryNetPruner(DataPruner):
+    """Base of the pruners that score every sample with one trained clone.
 
     A clone of ``estimator`` is trained for ``epochs`` epochs on all the
     data (through the one query path, :func:`skprune._query.train_query_net`),
     then every sample is scored in eval mode over the net's non-augmenting
     iterator (``iterator_valid``). Scores are averaged over ``n_runs``
-    independent initializations. Subclasses only implement
-    :meth:`_score_net`.
+    independent initializations. Subclasses implement :meth:`_score_net`
+    and say how much of the estimator's schedule ``epochs=None`` means
+    (``_default_epoch_fraction``: 10% for GraNd and EL2N, the whole
+    schedule for the others).
     """
 
     _continuous_scores = True
+
+    #: Fraction of the estimator's ``max_epochs`` trained when ``epochs=None``
+    #: (rounded up, at least one epoch).
+    _default_epoch_fraction = 1.0
 
     _parameter_constraints = {
         **DataPruner._parameter_constraints,
@@ -41,7 +48,7 @@ class EarlyTrainingPruner(DataPruner):
         self.n_runs = n_runs
 
     @abstractmethod
-    def _score_net(self, net, kind, batches):
+    def _score_net(self, net, kind, X, target):
         """Scores from a query net.
 
         Parameters
@@ -50,8 +57,11 @@ class EarlyTrainingPruner(DataPruner):
             The initialized (and, unless ``epochs=0``, trained) query net.
         kind : {"logits", "probabilities"}
             What its module outputs.
-        batches : iterable of (inputs, targets)
-            The data in order, without augmentation, on the net's device.
+        X : array-like or torch Dataset
+            The data being pruned (pass it through :func:`eval_batches`
+            for un-augmented, ordered batches on the net's device).
+        target : ndarray of int64
+            Labels as the net sees them.
 
         Returns
         -------
@@ -64,10 +74,9 @@ class EarlyTrainingPruner(DataPruner):
         net, kind = train_query_net(
             self.estimator, X, y, seed, owner=owner, epochs=self._query_epochs()
         )
-        return self._score_net(net, kind, eval_batches(net, net_inputs(X), net_targets(y)))
+        return self._score_net(net, kind, net_inputs(X), net_targets(y))
 
     def _query_epochs(self):
         if self.epochs is not None:
             return self.epochs
-        # 10% of the estimator's schedule, rounded up, and at least one epoch.
-        return max(1, -(-self.estimator.max_epochs // 10))
+        return max(1, math.ceil(self._default_epoch_fraction * self.estimator.max_epochs - 1e-9))

@@ -36,14 +36,18 @@ class TrainingDynamicsPruner(DataPruner):
         )
         self.n_runs = n_runs
 
+    #: Whether the run records margins (``recorder.margin_``).
+    _records_margins = False
+
     @abstractmethod
-    def _score_record(self, correct, proba):
+    def _score_record(self, recorder):
         """Scores of one run from its record.
 
         Parameters
         ----------
-        correct : ndarray of bool, shape (n_epochs, n_samples)
-        proba : ndarray of shape (n_epochs, n_samples)
+        recorder : TrainingDynamicsRecorder
+            ``correct_``, ``proba_`` (and ``margin_``), each of shape
+            ``(n_epochs, n_samples)``.
 
         Returns
         -------
@@ -59,8 +63,8 @@ class TrainingDynamicsPruner(DataPruner):
 
     def _score_run(self, X, y, seed):
         self._check_schedule()
-        correct, proba = record_dynamics(
+        recorder = record_dynamics(
             self.estimator, X, y, seed, owner=type(self).__name__,
-            record=self._recorded_pass(),
+            record=self._recorded_pass(), margins=self._records_margins,
         )
-        return self._score_record(correct, proba)
+        return self._score_record(recorder)

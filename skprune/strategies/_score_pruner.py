@@ -1,0 +1,80 @@
+"""Pruning by scores computed elsewhere."""
+
+import numpy as np
+
+from .._docstrings import pruner_docstring
+from ..base import DataPruner
+
+
+@pruner_docstring
+class ScorePruner(DataPruner):
+    """Keep the highest of scores you bring: an array, or a function of the data.
+
+    Scores from another tool, a paper's release or your own model plug into
+    skprune's quotas and selection rules. As everywhere in skprune, higher
+    = harder = kept first (negate scores that mean the opposite, or use
+    ``selection="easiest"``). Scores are checked like computed ones: one
+    finite number per row.
+
+    Read more in the :ref:`User Guide <strategies>`.
+
+    Parameters
+    ----------
+    scores : array-like of shape (n_samples,) or callable, default=None
+        The scores of the rows given to ``fit_resample``, in their order,
+        or a function ``scores(X, y) -> array of shape (n_samples,)``
+        called on them (use a function inside cross-validation, where
+        every fold gets other rows).
+    estimator : classifier, default=None
+        Only needed by ``quota="metriq"``.
+    {density}
+    {quota}
+    {selection}
+    {random_state}
+    memory : None, str, path or joblib.Memory, default=None
+        Cache for MetriQ recalls (given scores are never cached).
+
+    Attributes
+    ----------
+    scores_ : ndarray of shape (n_samples,)
+        The scores, as floats.
+    {fitted_attributes}
+
+    See Also
+    --------
+    RandomPruner : uniform random scores.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.datasets import load_digits
+    >>> from skprune import ScorePruner
+    >>> X, y = load_digits(return_X_y=True)
+    >>> brightness = ScorePruner(lambda X, y: X.sum(axis=1), density=0.5,
+    ...                          quota="proportional", random_state=0)
+    >>> X_kept, _ = brightness.fit_resample(X, y)
+    >>> bool(X_kept.sum(axis=1).mean() > X.sum(axis=1).mean())
+    True
+    """
+
+    _cache_scores = False
+
+    _parameter_constraints = {
+        **DataPruner._parameter_constraints,
+        "scores": ["array-like", callable, None],
+    }
+
+    def __init__(self, scores=None, estimator=None, *, density=0.5, quota=None,
+                 selection="hardest", random_state=None, memory=None):
+        super().__init__(estimator, density=density, quota=quota, selection=selection,
+                         random_state=random_state, memory=memory)
+        self.scores = scores
+
+    def _score_run(self, X, y, seed):
+        if self.scores is None:
+            raise ValueError(
+                "ScorePruner needs scores: pass an array with one score per row, or a "
+                "function scores(X, y), as ScorePruner(scores=...)."
+            )
+        scores = self.scores(X, y) if callable(self.scores) else self.scores
+        return np.asarray(scores)
