@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.skprune-installed
 FASHION_MNIST := /usr/share/datasets/fashion-mnist
 
-.PHONY: demo test docs fashion-mnist clean
+.PHONY: demo test docs fashion-mnist clean gpu-check
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,17 @@ demo: $(STAMP) fashion-mnist
 
 test: $(STAMP)
 	$(PY) -m pytest -n 2 -q
+
+# The GPU check: one JSON file of speed measurements (benchmarks/gpu_check.py).
+# Where there is no venv (a borrowed GPU machine with torch installed), give
+# another interpreter and the venv is not built, e.g.
+#   make gpu-check GPU_CHECK_PY=python3 GPU_CHECK_ARGS="--data-root .fmnist"
+GPU_CHECK_PY ?= $(PY)
+GPU_CHECK_OUT ?= results/gpu_check.json
+GPU_CHECK_ARGS ?=
+
+gpu-check: $(if $(filter $(PY) $(abspath $(PY)),$(GPU_CHECK_PY)),$(STAMP))
+	$(GPU_CHECK_PY) -m benchmarks.gpu_check --out $(GPU_CHECK_OUT) $(GPU_CHECK_ARGS)
 
 docs: $(STAMP)
 	$(PY) -m sphinx -W --keep-going -b html docs docs/_build/html

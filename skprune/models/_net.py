@@ -1,16 +1,24 @@
 """A skorch classifier with the benchmarks' conventions, and ``make_net``."""
 
 import numbers
+from collections.abc import Mapping
 
 import numpy as np
 import torch
 from skorch import NeuralNetClassifier
+from skorch.utils import to_tensor
+from torch.nn.parameter import is_lazy
 
-from .._torch_utils import resolve_device
+from .._torch_utils import module_device, resolve_device
 from ._augment import AugmentedBatches, make_augmentation
 from ._networks import MLP, VGG, ResNet18, SmallCNN
 from ._recipes import DEFAULT_RECIPES, RECIPES, Recipe
-from ._schedule import StepDecay
+from ._lr_schedule import StepDecay
+
+#: Device types on which ``amp=True`` does nothing: without bfloat16 units a
+#: CPU emulates it, and autocast makes convolutions there about ten times
+#: slower than float32.
+_NO_AMP_DEVICE_TYPES = frozenset({"cpu"})
 
 #: Model name -> torch module class.
 MODELS = {"mlp": MLP, "cnn": SmallCNN, "vgg16": VGG, "vgg19": VGG, "resnet18": ResNet18}
@@ -19,7 +27,7 @@ MODELS = {"mlp": MLP, "cnn": SmallCNN, "vgg16": VGG, "vgg19": VGG, "resnet18": R
 class RecipeNet(NeuralNetClassifier):
     """A skorch ``NeuralNetClassifier`` for logits, any device, and training-time augmentation.
 
-    Differs from ``NeuralNetClassifier`` in three ways:
+    Differs from ``NeuralNetClassifier`` in four ways:
 
     * the module outputs logits and the default criterion is
       ``torch.nn.CrossEntropyLoss``;
@@ -30,7 +38,11 @@ class RecipeNet(NeuralNetClassifier):
       machine that uses them;
     * ``augment`` transforms the image batches of training passes only
       (``get_iterator(..., training=True)``): predictions, validation and
-      the pruners' scoring passes always see the data as it is.
+      the pruners' scoring passes always see the data as it is;
+    * two optional GPU speed-ups, both off by default: ``amp`` runs the
+      net's forward passes under bfloat16 autocast, and ``channels_last``
+      stores the module's convolution weights and the image batches in
+      ``torch.channels_last`` memory format.
 
     ``float64`` inputs are cast to ``float32`` and integer labels to
     ``int64``, as torch modules and the loss expect. Usually built by
@@ -49,6 +61,27 @@ class RecipeNet(NeuralNetClassifier):
     augment_padding : int or None, default=None
         Padding of the random crop; ``None`` picks it from the image size
         (4 pixels from 32-pixel images on).
+    amp : bool, default=False
+        Automatic mixed precision on a GPU: run the module's forward passes
+        (training, prediction, validation) under ``torch.autocast`` with
+        ``bfloat16`` on the net's device type, and return the outputs as
+        ``float32``, so that the loss, ``predict_proba`` and callbacks see
+        full precision. The weights, the gradients and the optimizer stay
+        ``float32``; bfloat16 has float32's range, so no gradient scaling is
+        needed. On the CPU it does nothing: bfloat16 autocast there is
+        usually several times slower than float32 (CPUs without bfloat16
+        units emulate it), so that ``amp=True`` with ``device="auto"`` never
+        slows down a run that lands on a CPU. Passes that call ``module_``
+        directly, such as the pruners' per-sample gradient norms, stay in
+        ``float32``.
+    channels_last : bool, default=False
+        Convert the module's four-dimensional weights and buffers to
+        ``torch.channels_last`` memory format when it is initialized (layers
+        that are still lazy then keep theirs), and every four-dimensional
+        floating-point input batch before the forward pass. Convolutions on
+        tensor cores are usually faster in this layout, most of all
+        together with ``amp``; the results are the same up to floating-point
+        rounding.
     device : str or torch.device, default="auto"
         ``"auto"``, or any device torch accepts.
     **kwargs
@@ -74,6 +107,9 @@ class RecipeNet(NeuralNetClassifier):
     >>> net = RecipeNet(MLP, module__in_features=64, augment="flip")
     >>> net.get_params()["device"], net.device in ("cpu", "cuda")
     ('auto', True)
+    >>> fast = RecipeNet(MLP, module__in_features=64, amp=True, channels_last=True)
+    >>> fast.get_params()["amp"], fast.get_params()["channels_last"]
+    (True, True)
     """
 
     def __init__(
@@ -83,12 +119,16 @@ class RecipeNet(NeuralNetClassifier):
         criterion=torch.nn.CrossEntropyLoss,
         augment=None,
         augment_padding=None,
+        amp=False,
+        channels_last=False,
         device="auto",
         **kwargs,
     ):
         super().__init__(module, criterion=criterion, device=device, **kwargs)
         self.augment = augment
         self.augment_padding = augment_padding
+        self.amp = amp
+        self.channels_last = channels_last
 
     # skorch reads ``self.device`` wherever it moves data or modules; a
     # property resolves "auto" there while the stored parameter stays as set.
@@ -115,9 +155,36 @@ class RecipeNet(NeuralNetClassifier):
             self.__dict__["device"] = requested
 
     def initialize(self):
-        # Fail on a bad ``augment`` before training, not at the first batch.
+        # Fail on a bad ``augment``, ``amp`` or ``channels_last`` before
+        # training, not at the first batch.
         make_augmentation(self.augment, self.augment_padding)
+        for name in ("amp", "channels_last"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise ValueError(f"{name} must be True or False; got {getattr(self, name)!r}.")
         return super().initialize()
+
+    def initialize_module(self):
+        super().initialize_module()
+        if self.channels_last:
+            self.module_ = _module_to_channels_last(self.module_)
+        return self
+
+    def infer(self, x, **fit_params):
+        if self.channels_last:
+            x = _inputs_to_channels_last(to_tensor(x, device=self.device))
+        if not self.amp:
+            return super().infer(x, **fit_params)
+        # ``device=None`` (skorch: leave data and module where they are)
+        # means the module's device.
+        device = self.device if self.device is not None else module_device(self.module_)
+        device_type = torch.device(device).type
+        if device_type in _NO_AMP_DEVICE_TYPES:
+            return super().infer(x, **fit_params)
+        with torch.autocast(device_type, dtype=torch.bfloat16):
+            y_pred = super().infer(x, **fit_params)
+        # Outside autocast the loss would be computed in bfloat16, and
+        # predict_proba and callbacks would see rounded probabilities.
+        return _to_float32(y_pred)
 
     def get_dataset(self, X, y=None):
         if isinstance(X, np.ndarray) and X.dtype == np.float64:
@@ -167,6 +234,7 @@ def make_net(model, n_classes, recipe=None, *, input_shape=None, **params):
     **params
         ``NeuralNetClassifier`` parameters that override the recipe, e.g.
         ``max_epochs``, ``lr``, ``batch_size``, ``device``, ``augment``,
+        ``amp``, ``channels_last`` (see :class:`RecipeNet`),
         ``module__hidden``. ``callbacks`` are added after the learning-rate
         schedule; ``callbacks__lr_schedule=None`` removes the schedule.
 
@@ -264,3 +332,36 @@ def _module_params(model, n_classes, input_shape):
 
 def _names(mapping):
     return ", ".join(repr(name) for name in mapping)
+
+
+def _module_to_channels_last(module):
+    """``module`` with its 4-D parameters and buffers in channels_last format."""
+    if any(is_lazy(tensor) for tensor in (*module.parameters(), *module.buffers())):
+        # ``Module.to`` cannot touch an uninitialized parameter. Convolutions
+        # still run channels_last: they follow the format of their inputs.
+        return module
+    return module.to(memory_format=torch.channels_last)
+
+
+def _inputs_to_channels_last(x):
+    """Image batches (4-D floating-point tensors) of ``x`` in channels_last format."""
+    if isinstance(x, torch.Tensor):
+        if x.ndim == 4 and x.is_floating_point():
+            return x.contiguous(memory_format=torch.channels_last)
+        return x
+    if isinstance(x, Mapping):
+        return {key: _inputs_to_channels_last(value) for key, value in x.items()}
+    if isinstance(x, (list, tuple)):
+        return type(x)(_inputs_to_channels_last(value) for value in x)
+    return x
+
+
+def _to_float32(y_pred):
+    """Half-precision tensors of a module's output (any nesting) as float32."""
+    if isinstance(y_pred, torch.Tensor):
+        if y_pred.dtype in (torch.bfloat16, torch.float16):
+            return y_pred.float()
+        return y_pred
+    if isinstance(y_pred, (list, tuple)):
+        return type(y_pred)(_to_float32(value) for value in y_pred)
+    return y_pred
