@@ -4,27 +4,22 @@ These functions run in worker processes (loky or dask), so they take plain
 data (a settings dict, a cell, a cache path), not data sets or estimators.
 """
 
+import inspect
+import math
 import time
-from contextlib import contextmanager
 
 import numpy as np
 import torch
 from sklearn.base import clone
 
-import skprune
-from skprune import MetriQ, RandomPruner, StrategyQ, class_recall_report, make_pipeline
-from skprune.models import make_net
+from skprune import MetriQ, class_recall_report, make_pipeline
+from skprune._query import is_skorch_classifier
+from skprune._torch_utils import seeded
+from skprune.models import MODELS, make_net
 
-from ._config import (
-    FULL,
-    NO_STRATEGY,
-    STRATEGY_CLASSES,
-    STRATEGY_LABELS,
-    BenchmarkConfig,
-    Cell,
-    corrected_epochs,
-)
+from ._config import BenchmarkConfig, Cell, InvalidConfigError, corrected_epochs
 from ._data import load_benchmark_data, split_test_set
+from ._registry import FULL, NO_STRATEGY, PROTOCOLS, RegistryError, import_object, strategy
 
 
 def make_base_net(config, data):
@@ -32,93 +27,178 @@ def make_base_net(config, data):
 
     Pruners and MetriQ train their query networks from this one; a cell's
     final network is a clone with the epoch correction applied.
+
+    Raises
+    ------
+    InvalidConfigError
+        For a ``module:function`` model that does not return a skorch
+        classifier, or parameters it does not take.
     """
-    return make_net(
-        config.model, len(data.classes), config.recipe,
-        input_shape=tuple(data.X_train.shape[1:]), **config.net_params,
-    )
+    n_classes, input_shape = len(data.classes), tuple(data.X_train.shape[1:])
+    if config.model in MODELS:
+        return make_net(config.model, n_classes, config.recipe, input_shape=input_shape,
+                        **config.net_params)
+    try:
+        net = import_object(config.model, "--model")(n_classes=n_classes,
+                                                     input_shape=input_shape)
+    except RegistryError as exc:
+        raise InvalidConfigError(str(exc)) from None
+    if not is_skorch_classifier(net):
+        raise InvalidConfigError(
+            f"--model {config.model} must return a skorch classifier (for example "
+            f"skorch.NeuralNetClassifier(...)); got {type(net).__name__}."
+        )
+    try:
+        return net.set_params(**config.net_params)
+    except ValueError as exc:
+        raise InvalidConfigError(f"--model {config.model}: {exc}") from None
 
 
-def make_pruner(protocol, strategy, *, density, seed, net, validation, strategy_params,
-                memory):
-    """The pruner of a protocol (DESIGN.md section 2), or ``None`` for ``Full``.
+class PrunerFactory:
+    """The pruners of one run's protocols, set up for its query protocol.
 
-    Every pruner gets the integer ``seed`` and the shared ``memory``: scores
-    and MetriQ recalls then depend on neither the density nor the protocol,
-    so they are computed once per (strategy, seed) and read from the cache
-    by every other cell.
+    ``query_protocol="skprune"``: every pruner and MetriQ use the
+    benchmark's network as it is, with skprune's defaults.
+    ``query_protocol="drop"``: the DRoP authors' configuration. Query
+    networks train without augmentation; EL2N and GraNd (``query="short"``
+    in the registry) train ``int(0.1 * E)`` epochs with the learning-rate
+    drops scaled to that run and 5 initializations; MetriQ reads recall at
+    the query epoch with the best validation accuracy, averaged over the
+    query initializations of the strategy it serves (the short model, one
+    initialization, for Random+MetriQ), with the paper's ``1 - r_k``.
 
     Parameters
     ----------
-    protocol : str
-        ``"Full"`` or a protocol name.
-    strategy : str
-        A strategy name, or ``"-"`` for strategy-free protocols.
-    density : float
-    seed : int
+    config : BenchmarkConfig
     net : skorch.NeuralNetClassifier
-        The query network of scoring strategies and of MetriQ.
+        The benchmark's network (:func:`make_base_net`).
     validation : tuple
         ``(X_val, y_val)`` on which MetriQ measures class recall.
-    strategy_params : dict
-        Extra parameters of each strategy's pruner, by strategy name.
-    memory : str
-        The disk cache shared by all cells.
     """
-    if protocol == FULL:
-        return None
-    common = {"density": density, "random_state": seed, "memory": memory}
-    metriq = MetriQ(net, validation=validation)
 
-    def strategy_pruner(**params):
-        return pruner_class(strategy)(net, **strategy_params.get(strategy, {}), **params)
+    def __init__(self, config, net, validation):
+        self.config = config
+        self.net = net
+        self.validation = validation
 
-    if protocol == "Random":
-        return RandomPruner(**common)
-    if protocol == "Random+MetriQ":
-        return RandomPruner(net, quota=metriq, **common)
-    if strategy == NO_STRATEGY:
-        raise ValueError(f"Protocol {protocol!r} needs a strategy.")
-    if protocol == "Strategy":
-        return strategy_pruner(**common)
-    if protocol == "Strategy+MetriQ":
-        return strategy_pruner(quota=metriq, **common)
-    if protocol == "Random+StrategyQ":
-        # The inner pruner gets the same seed and cache as the Strategy
-        # cells, so it reuses their scores instead of training again.
-        inner = strategy_pruner(random_state=seed, memory=memory)
-        return RandomPruner(quota=StrategyQ(inner), **common)
-    raise ValueError(f"Unknown protocol {protocol!r}.")
+    def random(self, **params):
+        """A ``RandomPruner``; with a quota, it gets the network for MetriQ."""
+        from skprune import RandomPruner
+
+        if params.get("quota") is not None:
+            params.setdefault("estimator", self.net)
+        return RandomPruner(**params)
+
+    def strategy(self, name, **params):
+        """The pruner of strategy ``name``, with the run's selection and parameters."""
+        entry = strategy(name)
+        own = dict(self.config.strategy_params.get(name, {}))
+        net = self.net
+        if self.config.query_protocol == "drop":
+            net = self.query_net(entry.query)
+            if entry.query == "short":
+                own.setdefault("epochs", net.max_epochs)
+            if "n_runs" in inspect.signature(entry.pruner_class()).parameters:
+                own.setdefault("n_runs", entry.query_runs)
+        own.setdefault("selection", self.config.selection)
+        return entry.pruner_class()(net, **{**own, **params})
+
+    def metriq(self, name):
+        """The MetriQ quota of strategy ``name`` (``"-"``: of Random+MetriQ)."""
+        if self.config.query_protocol != "drop":
+            return MetriQ(self.net, validation=self.validation)
+        query, n_runs = self.metriq_source(name)
+        return MetriQ(self.query_net(query), validation=self.validation, n_runs=n_runs,
+                      epoch="best", error_rate="observed")
+
+    def metriq_source(self, name):
+        """What MetriQ's recalls depend on besides the seed; equal ones are shared."""
+        if self.config.query_protocol != "drop":
+            return ("base", 1)
+        if name == NO_STRATEGY:
+            return ("short", 1)
+        entry = strategy(name)
+        n_runs = self.config.strategy_params.get(name, {}).get("n_runs", entry.query_runs)
+        return (entry.query if entry.query != "none" else "short", n_runs)
+
+    def query_net(self, kind):
+        """The benchmark's network as a query network of the DRoP protocol."""
+        net = clone(self.net)
+        if "augment" in net.get_params(deep=False):
+            net.set_params(augment=None)
+        if kind == "short":
+            net.set_params(max_epochs=max(1, math.floor(0.1 * self.net.max_epochs)))
+        return net
+
+    def pruner(self, protocol, strategy_name, *, density, seed, memory):
+        """The pruner of a protocol (DESIGN.md section 2), or ``None`` for ``Full``.
+
+        Every pruner gets the integer ``seed`` and the shared ``memory``:
+        scores and MetriQ recalls then depend on neither the density nor the
+        protocol, so they are computed once per (strategy, seed) and read
+        from the cache by every other cell.
+        """
+        if protocol == FULL:
+            return None
+        entry = PROTOCOLS[protocol]
+        if entry.uses_strategy and strategy_name == NO_STRATEGY:
+            raise ValueError(f"Protocol {protocol!r} needs a strategy.")
+        return entry.build(self, strategy_name, density=density, random_state=seed,
+                           memory=memory)
 
 
-def pruner_class(strategy):
-    """The skprune pruner class of a strategy name."""
-    return getattr(skprune, STRATEGY_CLASSES[strategy])
+def shared_computations(factory, cell):
+    """The cached results a cell reads, each named by the fit that computes it.
+
+    A strategy's scores are computed by its ``Strategy`` pruner, MetriQ's
+    recalls by a ``RandomPruner`` with that MetriQ (random scores cost
+    nothing).
+
+    Returns
+    -------
+    list of (kind, strategy, seed)
+        ``kind`` is ``"scores"`` or ``"metriq"``; for MetriQ, ``strategy``
+        is the first of the strategies that share its recalls.
+    """
+    if cell.protocol == FULL:
+        return []
+    protocol = PROTOCOLS[cell.protocol]
+    computations = []
+    if protocol.uses_strategy:
+        computations.append(("scores", cell.strategy, cell.seed))
+    if protocol.uses_metriq:
+        source = factory.metriq_source(cell.strategy)
+        sharing = [NO_STRATEGY, *factory.config.strategies]
+        first = next(name for name in sharing if factory.metriq_source(name) == source)
+        computations.append(("metriq", first, cell.seed))
+    return computations
 
 
-def warm_cache(settings, protocol, strategy, seed, cache_dir, torch_threads=None):
+def warm_cache(settings, kind, strategy_name, seed, cache_dir, torch_threads=None):
     """Compute the scores or MetriQ recalls that a group of cells shares.
 
-    Fits the protocol's pruner once (keeping everything), which fills the
+    Fits one pruner that computes them (keeping everything), which fills the
     disk cache; the cells that follow read from it. Used when no pending
-    cell needs only this computation (see :func:`benchmarks._schedule.schedule`).
+    cell needs only this computation (see :func:`benchmarks._stages.stages`).
 
     Parameters
     ----------
     settings : dict
         :meth:`BenchmarkConfig.to_dict` of the run.
-    protocol, strategy : str
-        The protocol whose pruner computes the result, and its strategy.
+    kind : {"scores", "metriq"}
+    strategy_name : str
     seed : int
     cache_dir : str
     torch_threads : int or None
         Threads torch may use in this worker; ``None`` leaves it unchanged.
     """
-    config, data, net, validation, _ = _cell_inputs(settings, seed, torch_threads)
-    pruner = make_pruner(
-        protocol, strategy, density=1.0, seed=seed, net=net, validation=validation,
-        strategy_params=config.strategy_params, memory=cache_dir,
-    )
+    config, data, factory, _ = cell_inputs(settings, seed, torch_threads)
+    if kind == "scores":
+        pruner = factory.strategy(strategy_name, density=1.0, random_state=seed,
+                                  memory=cache_dir)
+    else:
+        pruner = factory.random(density=1.0, quota=factory.metriq(strategy_name),
+                                random_state=seed, memory=cache_dir)
     pruner.fit_resample(data.X_train, data.y_train)
 
 
@@ -144,25 +224,25 @@ def run_cell(settings, cell, cache_dir, fingerprint, torch_threads=None):
         counts, and timings.
     """
     cell = Cell(*cell)
-    config, data, net, validation, evaluation = _cell_inputs(settings, cell.seed, torch_threads)
-    base_epochs = net.max_epochs
-    epochs = (corrected_epochs(base_epochs, cell.density)
+    config, data, factory, evaluation = cell_inputs(settings, cell.seed, torch_threads)
+    base_epochs = factory.net.max_epochs
+    epochs = (corrected_epochs(base_epochs, cell.density, config.epochs_rounding)
               if config.epochs_correction else base_epochs)
-    final_net = clone(net).set_params(max_epochs=epochs)
-    pruner = make_pruner(
-        cell.protocol, cell.strategy, density=cell.density, seed=cell.seed, net=net,
-        validation=validation, strategy_params=config.strategy_params, memory=cache_dir,
-    )
+    final_net = clone(factory.net).set_params(max_epochs=epochs)
+    pruner = factory.pruner(cell.protocol, cell.strategy, density=cell.density,
+                            seed=cell.seed, memory=cache_dir)
     model = final_net if pruner is None else make_pipeline(pruner, final_net)
 
     start = time.perf_counter()
-    with _seeded(cell.seed):
+    # The final network's initialization and shuffling must not depend on
+    # what ran before in this worker, or a resumed run would differ.
+    with seeded(cell.seed):
         model.fit(data.X_train, data.y_train)
     fit_seconds = time.perf_counter() - start
 
     X_eval, y_eval = evaluation
     report = class_recall_report(y_eval, model.predict(X_eval), labels=data.classes)
-    names = _class_names(data)
+    names = class_names(data)
     if pruner is None:
         labels, kept = np.unique(data.y_train, return_counts=True)
         class_counts = dict(zip(labels.tolist(), kept.tolist()))
@@ -190,45 +270,36 @@ def run_cell(settings, cell, cache_dir, fingerprint, torch_threads=None):
         "n_kept": int(sum(class_counts.values())),
         "n_train": int(len(data.y_train)),
         "n_eval": int(len(y_eval)),
+        "n_classes": int(len(data.classes)),
         "epochs": int(epochs),
         "fit_seconds": round(fit_seconds, 3),
         "config": fingerprint,
     }
 
 
-def method_label(protocol, strategy):
+def method_label(protocol, strategy_name):
     """How a protocol is named in tables and legends, e.g. ``"EL2N+MetriQ"``."""
-    if strategy == NO_STRATEGY:
-        return protocol
-    label = STRATEGY_LABELS[strategy]
-    if protocol == "Random+StrategyQ":
-        return f"Random+{label}Q"
-    return protocol.replace("Strategy", label)
+    from ._registry import method_label as label
+
+    return label(protocol, strategy_name)
 
 
-def _cell_inputs(settings, seed, torch_threads):
+def cell_inputs(settings, seed, torch_threads=None):
+    """The config, data, pruner factory and evaluation half of one seed's cells."""
     if torch_threads is not None:
         torch.set_num_threads(torch_threads)
     config = BenchmarkConfig(**settings)
     data = load_benchmark_data(config.dataset, config.data_root, config.n_train)
-    validation_rows, evaluation_rows = split_test_set(data.y_test, seed)
+    validation_rows, evaluation_rows = split_test_set(data.y_test, seed, config.test_split)
     validation = (data.X_test[validation_rows], data.y_test[validation_rows])
     evaluation = (data.X_test[evaluation_rows], data.y_test[evaluation_rows])
-    return config, data, make_base_net(config, data), validation, evaluation
+    factory = PrunerFactory(config, make_base_net(config, data), validation)
+    return config, data, factory, evaluation
 
 
-def _class_names(data):
+def class_names(data):
+    """Class label -> name, from the data's ``class_names`` where it has them."""
     names = getattr(data, "class_names", None)
     if names is None or len(names) != len(data.classes):
         return {label: str(label) for label in data.classes.tolist()}
     return {label: str(name) for label, name in zip(data.classes.tolist(), names)}
-
-
-@contextmanager
-def _seeded(seed):
-    # The final network's initialization and shuffling must not depend on
-    # what ran before in this worker, or a resumed run would differ.
-    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        yield

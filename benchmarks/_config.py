@@ -1,48 +1,34 @@
 """What one fairness-benchmark run computes: its settings and its grid of cells."""
 
+import ast
 import dataclasses
 import hashlib
 import json
+import math
 import numbers
 from typing import NamedTuple
 
-from .presets import ALL_PROTOCOLS, ALL_STRATEGIES
+from ._registry import (
+    ALL_PROTOCOLS,
+    ALL_STRATEGIES,
+    FULL,
+    NO_STRATEGY,
+    PROTOCOLS,
+    RegistryError,
+    strategy,
+)
 
-#: CLI strategy name -> skprune pruner class name.
-STRATEGY_CLASSES = {
-    "random": "RandomPruner",
-    "grand": "GraNdPruner",
-    "el2n": "EL2NPruner",
-    "forgetting": "ForgettingPruner",
-    "dynunc": "DynamicUncertaintyPruner",
-}
-STRATEGY_LABELS = {
-    "random": "Random",
-    "grand": "GraNd",
-    "el2n": "EL2N",
-    "forgetting": "Forgetting",
-    "dynunc": "DynUnc",
-}
-#: Protocols whose pruner does not depend on the strategy: run once per
-#: density and seed, recorded with strategy ``NO_STRATEGY``.
-STRATEGY_FREE_PROTOCOLS = ("Random", "Random+MetriQ")
-#: The reference cell: the network trained on the whole training set.
-FULL = "Full"
-NO_STRATEGY = "-"
-#: With strategy "random", each protocol is one of the strategy-free ones
-#: (random scores, random quotas), so it is not run twice.
-RANDOM_EQUIVALENT = {
-    "Random": "Random",
-    "Strategy": "Random",
-    "Strategy+MetriQ": "Random+MetriQ",
-    "Random+StrategyQ": "Random",
-    "Random+MetriQ": "Random+MetriQ",
-}
 #: Bumped whenever a row's meaning changes, so old results are not mixed in.
-RESULTS_VERSION = 1
+#: 2: MetriQ's shrunk error rates, train_split=None for MetriQ's network, and
+#: the global random state left alone by pruners.
+RESULTS_VERSION = 2
 
-assert set(STRATEGY_CLASSES) == set(ALL_STRATEGIES)
-assert set(RANDOM_EQUIVALENT) == set(ALL_PROTOCOLS)
+#: How query networks and MetriQ are set up (see :mod:`benchmarks._cells`).
+QUERY_PROTOCOLS = ("skprune", "drop")
+#: How the test set is halved into MetriQ validation and evaluation.
+TEST_SPLITS = ("stratified", "ordered")
+#: How corrected epoch counts are rounded.
+EPOCH_ROUNDINGS = ("round", "floor")
 
 
 class InvalidConfigError(ValueError):
@@ -70,19 +56,24 @@ class BenchmarkConfig:
     Parameters
     ----------
     dataset : str
-        A name in ``skprune.datasets.DATASETS``.
+        A name in ``skprune.datasets.DATASETS``, a path to an ``.npz`` file
+        with ``X_train``, ``y_train``, ``X_test``, ``y_test`` (and optionally
+        ``class_names``), or ``module:function`` returning those.
     model : str
-        An architecture accepted by ``skprune.models.make_net``.
+        An architecture accepted by ``skprune.models.make_net``, or
+        ``module:function`` called as ``function(n_classes=..., input_shape=...)``
+        and returning a skorch classifier.
     recipe : str or None
-        Training settings from ``skprune.models.RECIPES``.
+        Training settings from ``skprune.models.RECIPES`` (built-in models).
     net_params : dict
-        skorch parameters that override the recipe (e.g. ``max_epochs``).
+        skorch parameters that override the recipe (e.g. ``max_epochs``,
+        ``lr``, ``batch_size``, ``device``).
     strategies : tuple of str
-        Names in :data:`STRATEGY_CLASSES`.
+        Names in :data:`benchmarks._registry.STRATEGIES`, or ``module:Class``.
     strategy_params : dict
         Extra parameters per strategy name, e.g. ``{"el2n": {"n_runs": 1}}``.
     protocols : tuple of str
-        Names in :data:`~benchmarks.presets.ALL_PROTOCOLS`.
+        Names in :data:`benchmarks._registry.PROTOCOLS`.
     densities : tuple of float
         Kept fractions, each in (0, 1].
     seeds : tuple of int
@@ -99,6 +90,22 @@ class BenchmarkConfig:
         Where the dataset's files are; ``None`` uses the loader's default.
     preset : str or None
         The preset these settings started from (informational).
+    query_protocol : {"skprune", "drop"}, default="skprune"
+        ``"skprune"``: pruners and MetriQ use the benchmark's network as it
+        is (skprune's defaults). ``"drop"``: the DRoP authors' configuration
+        (query networks without augmentation; EL2N and GraNd on 10% of the
+        schedule with its learning-rate drops scaled, 5 initializations;
+        MetriQ's recall read at the best validation epoch and averaged over
+        the query initializations, with the paper's ``1 - r_k``).
+    selection : str, default="hardest"
+        The selection rule of every strategy's pruner (a name in
+        ``skprune.selection.SELECTIONS``).
+    test_split : {"stratified", "ordered"}, default="stratified"
+        How the test set is halved, per class, into MetriQ validation and
+        evaluation: at random for every seed, or the first half of every
+        class in dataset order (the DRoP authors').
+    epochs_rounding : {"round", "floor"}, default="round"
+        How the corrected epoch count is rounded (the DRoP authors floor).
     """
 
     dataset: str
@@ -115,12 +122,21 @@ class BenchmarkConfig:
     n_train: int | None = None
     data_root: str | None = None
     preset: str | None = None
+    query_protocol: str = "skprune"
+    selection: str = "hardest"
+    test_split: str = "stratified"
+    epochs_rounding: str = "round"
 
     #: Fields that change what a cell's row holds. The grid (strategies,
     #: protocols, densities, seeds) may grow between runs into the same
     #: directory; these may not.
     RESULT_FIELDS = ("dataset", "n_train", "model", "recipe", "net_params",
-                     "strategy_params", "epochs_correction")
+                     "strategy_params", "epochs_correction", "query_protocol", "selection",
+                     "test_split", "epochs_rounding")
+    #: skorch parameters a device choice does not change results by (in
+    #: exact arithmetic): they are left out of the fingerprint, so that a run
+    #: resumes on another device.
+    DEVICE_PARAMS = ("device",)
 
     def __post_init__(self):
         for name in ("strategies", "protocols", "densities", "seeds"):
@@ -129,14 +145,29 @@ class BenchmarkConfig:
 
     def validate(self):
         """Raise :class:`InvalidConfigError` for any unknown or invalid setting."""
-        _check_choices("strategy", self.strategies, STRATEGY_CLASSES)
-        _check_choices("protocol", self.protocols, ALL_PROTOCOLS)
-        unknown = sorted(set(self.strategy_params) - set(STRATEGY_CLASSES))
+        try:
+            for name in self.strategies:
+                strategy(name)
+        except RegistryError as exc:
+            raise InvalidConfigError(str(exc)) from None
+        _check_choices("protocol", self.protocols, PROTOCOLS)
+        _check_choices("query protocol", (self.query_protocol,), QUERY_PROTOCOLS)
+        _check_choices("test split", (self.test_split,), TEST_SPLITS)
+        _check_choices("epoch rounding", (self.epochs_rounding,), EPOCH_ROUNDINGS)
+        from skprune.selection import SELECTIONS
+
+        _check_choices("selection", (self.selection,), SELECTIONS)
+        unknown = sorted(set(self.strategy_params) - set(self.strategies))
         if unknown:
             raise InvalidConfigError(
-                f"strategy_params has unknown strategies {unknown}; use names from "
-                f"{list(STRATEGY_CLASSES)}."
+                f"strategy parameters are given for {unknown}, which are not among the "
+                f"run's strategies {list(self.strategies)}."
             )
+        for name, params in self.strategy_params.items():
+            if not isinstance(params, dict):
+                raise InvalidConfigError(
+                    f"The parameters of strategy {name!r} must be a dict; got {params!r}."
+                )
         for name in ("strategies", "protocols", "densities", "seeds"):
             if not getattr(self, name):
                 raise InvalidConfigError(
@@ -158,9 +189,13 @@ class BenchmarkConfig:
 
     def result_settings(self):
         """The settings a row depends on beyond its own cell, as plain JSON data."""
+        settings = {name: getattr(self, name) for name in self.RESULT_FIELDS}
+        settings["net_params"] = {
+            name: value for name, value in self.net_params.items()
+            if name not in self.DEVICE_PARAMS
+        }
         return json.loads(json.dumps(
-            {"results_version": RESULTS_VERSION,
-             **{name: getattr(self, name) for name in self.RESULT_FIELDS}},
+            {"results_version": RESULTS_VERSION, **settings},
             sort_keys=True, default=_json_default,
         ))
 
@@ -177,25 +212,27 @@ class BenchmarkConfig:
         """Every cell of the grid, each once, seed by seed.
 
         Strategy-free protocols appear once per density and seed, and
-        strategy ``"random"`` maps onto them (see :data:`RANDOM_EQUIVALENT`).
-        Within a seed the densest cells come first: they take longest, and
-        starting them early keeps parallel workers evenly busy.
+        strategy ``"random"`` maps onto them (a protocol's
+        ``random_equivalent``). Within a seed the densest cells come first:
+        they take longest, and starting them early keeps parallel workers
+        evenly busy.
         """
         cells = []
         for seed in self.seeds:
             if self.full_reference:
                 cells.append(cell_key(FULL, NO_STRATEGY, 1.0, seed))
             for density in sorted(self.densities, reverse=True):
-                for protocol in self.protocols:
-                    if protocol in STRATEGY_FREE_PROTOCOLS:
-                        cells.append(cell_key(protocol, NO_STRATEGY, density, seed))
+                for name in self.protocols:
+                    protocol = PROTOCOLS[name]
+                    if not protocol.uses_strategy:
+                        cells.append(cell_key(name, NO_STRATEGY, density, seed))
                         continue
-                    for strategy in self.strategies:
-                        if strategy == "random":
-                            cells.append(cell_key(RANDOM_EQUIVALENT[protocol], NO_STRATEGY,
+                    for strategy_name in self.strategies:
+                        if strategy_name == "random":
+                            cells.append(cell_key(protocol.random_equivalent, NO_STRATEGY,
                                                   density, seed))
                         else:
-                            cells.append(cell_key(protocol, strategy, density, seed))
+                            cells.append(cell_key(name, strategy_name, density, seed))
         return list(dict.fromkeys(cells))
 
 
@@ -215,14 +252,46 @@ def check_density(density):
     return value
 
 
-def corrected_epochs(epochs, density):
+def corrected_epochs(epochs, density, rounding="round"):
     """Epochs of a network trained on a fraction ``density`` of the data.
 
     The paper trains pruned runs for ``E * (0.5 + 0.5 f) / f`` epochs, so that
     their number of optimizer steps is halfway between the full run's and a
-    run with the same number of epochs.
+    run with the same number of epochs. The DRoP authors' code floors it
+    (``rounding="floor"``); skprune rounds to the nearest.
     """
-    return max(1, round(epochs * (0.5 + 0.5 * density) / density))
+    exact = epochs * (0.5 + 0.5 * density) / density
+    # A tolerance keeps an exact whole number from flooring one below.
+    value = math.floor(exact + 1e-9) if rounding == "floor" else round(exact)
+    return max(1, value)
+
+
+def parse_strategy_params(texts):
+    """``{"el2n": {"n_runs": 3}}`` from ``["el2n:n_runs=3", ...]``.
+
+    Values are Python literals (numbers, strings, booleans, None, tuples);
+    anything else is kept as a string.
+
+    Raises
+    ------
+    InvalidConfigError
+        For an entry not written ``STRATEGY:NAME=VALUE``.
+    """
+    params = {}
+    for text in texts:
+        left, equals, value = text.partition("=")
+        name, sep, key = left.rpartition(":")
+        if not sep or not name or not equals or not key.isidentifier():
+            raise InvalidConfigError(
+                f"--strategy-params {text!r} must be written STRATEGY:PARAMETER=VALUE, for "
+                "example el2n:n_runs=3 or dynunc:window=5."
+            )
+        try:
+            parsed = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            parsed = value
+        params.setdefault(name, {})[key] = parsed
+    return params
 
 
 def _check_choices(kind, values, known):

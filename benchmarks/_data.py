@@ -15,16 +15,20 @@ from sklearn.utils import Bunch
 from skprune.datasets import load_dataset
 
 from ._config import InvalidConfigError
+from ._registry import RegistryError, import_object
 
 
 @functools.lru_cache(maxsize=2)
 def load_benchmark_data(dataset, data_root=None, n_train=None):
-    """Load a dataset from ``skprune.datasets`` and subsample its training set.
+    """Load a dataset and subsample its training set.
 
     Parameters
     ----------
     dataset : str
-        A name in ``skprune.datasets.DATASETS``.
+        A name in ``skprune.datasets.DATASETS``, a path to an ``.npz`` file
+        holding ``X_train``, ``y_train``, ``X_test`` and ``y_test`` (and
+        optionally ``class_names``), or ``module:function`` returning those
+        as a dict, a ``Bunch`` or a 4-tuple.
     data_root : str or None
         Where its files are; ``None`` uses the loader's default location.
     n_train : int or None
@@ -46,9 +50,7 @@ def load_benchmark_data(dataset, data_root=None, n_train=None):
         it), or ``n_train`` is below the number of classes
         (:class:`~benchmarks._config.InvalidConfigError`).
     """
-    loaded = load_dataset(dataset, root=data_root)
-    # A new Bunch: the loader may cache and share the one it returns.
-    data = Bunch(**loaded)
+    data = _load(dataset, data_root)
     n_classes = len(np.unique(data.y_train))
     if n_train is not None and n_train < n_classes:
         raise InvalidConfigError(
@@ -67,24 +69,96 @@ def load_benchmark_data(dataset, data_root=None, n_train=None):
     return data
 
 
-def split_test_set(y_test, seed):
+def split_test_set(y_test, seed, how="stratified"):
     """Split the test set in halves, per class: MetriQ validation and evaluation.
 
     MetriQ measures class recall on one half; every cell's metrics come from
-    the other (the paper's protocol). The split changes with the seed, like
-    everything else a seed controls.
+    the other (the paper's protocol).
 
     Parameters
     ----------
     y_test : ndarray of shape (n_test,)
     seed : int
+    how : {"stratified", "ordered"}, default="stratified"
+        ``"stratified"``: half of every class at random, a new split for
+        every seed, like everything else a seed controls. ``"ordered"``: the
+        first half of every class (rounded down) in dataset order, whatever
+        the seed, as the DRoP authors split.
 
     Returns
     -------
     validation, evaluation : ndarray of int
         Sorted row positions of the two halves.
     """
+    if how == "ordered":
+        validation = np.concatenate([
+            rows[: len(rows) // 2]
+            for rows in (np.flatnonzero(y_test == label) for label in np.unique(y_test))
+        ])
+        evaluation = np.setdiff1d(np.arange(len(y_test)), validation)
+        return np.sort(validation), evaluation
     validation, evaluation = train_test_split(
         np.arange(len(y_test)), test_size=0.5, stratify=y_test, random_state=seed
     )
     return np.sort(validation), np.sort(evaluation)
+
+
+_FIELDS = ("X_train", "y_train", "X_test", "y_test")
+
+
+def _load(dataset, data_root):
+    """The dataset as a new ``Bunch`` (loaders may cache and share theirs)."""
+    if dataset.endswith(".npz"):
+        try:
+            with np.load(dataset, allow_pickle=False) as stored:
+                loaded = {name: stored[name] for name in stored.files}
+        except FileNotFoundError:
+            raise FileNotFoundError(
+                f"--dataset {dataset}: no such file. Give the path of an .npz file holding "
+                f"{', '.join(_FIELDS)}."
+            ) from None
+        except (OSError, ValueError) as exc:
+            raise InvalidConfigError(
+                f"--dataset {dataset} is not a readable .npz file ({exc}); write it with "
+                f"numpy.savez({', '.join(f'{name}=...' for name in _FIELDS)})."
+            ) from None
+        return _checked(loaded, dataset)
+    if ":" in dataset:
+        try:
+            loaded = import_object(dataset, "--dataset")()
+        except RegistryError as exc:
+            raise InvalidConfigError(str(exc)) from None
+        if isinstance(loaded, tuple) and len(loaded) == 4:
+            loaded = dict(zip(_FIELDS, loaded))
+        if not isinstance(loaded, dict):
+            raise InvalidConfigError(
+                f"--dataset {dataset} must return a dict (or Bunch) with {', '.join(_FIELDS)}, "
+                f"or a tuple of those four; got {type(loaded).__name__}."
+            )
+        return _checked(dict(loaded), dataset)
+    return Bunch(**load_dataset(dataset, root=data_root))
+
+
+def _checked(loaded, source):
+    missing = [name for name in _FIELDS if name not in loaded]
+    if missing:
+        raise InvalidConfigError(
+            f"--dataset {source} lacks {', '.join(missing)}; it needs {', '.join(_FIELDS)}."
+        )
+    data = Bunch(**loaded)
+    for part in ("train", "test"):
+        X, y = np.asarray(data[f"X_{part}"]), np.asarray(data[f"y_{part}"]).reshape(-1)
+        if X.shape[0] != y.shape[0]:
+            raise InvalidConfigError(
+                f"--dataset {source}: X_{part} has {X.shape[0]} rows but y_{part} has "
+                f"{y.shape[0]} labels."
+            )
+        if X.dtype.kind == "f" and X.dtype != np.float32:
+            X = X.astype(np.float32)
+        if X.dtype.kind not in "fiub":
+            raise InvalidConfigError(
+                f"--dataset {source}: X_{part} must be numeric; got dtype {X.dtype}."
+            )
+        data[f"X_{part}"], data[f"y_{part}"] = X, y
+    data.setdefault("name", source)
+    return data

@@ -12,9 +12,8 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.figure import Figure
 
-from ._config import FULL, NO_STRATEGY, STRATEGY_CLASSES, STRATEGY_LABELS
 from ._files import atomic_path, make_directory, write_text_atomic
-from .presets import ALL_PROTOCOLS
+from ._registry import ALL_PROTOCOLS, FULL, NO_STRATEGY, PROTOCOLS, STRATEGIES, strategy
 
 #: Metric column -> display name, in the order of the paper's panels.
 METRICS = {
@@ -23,6 +22,10 @@ METRICS = {
     "recall_gap": "Best-worst recall gap",
     "recall_std": "Std of class recall",
 }
+#: Metrics where lower is better (the best entry of a column is its minimum).
+LOWER_IS_BETTER = ("recall_gap", "recall_std")
+#: Figure formats: raster for a README, vector for a paper.
+FIGURE_FORMATS = ("png", "pdf", "svg")
 _GROUP = ["method", "protocol", "strategy", "density"]
 
 
@@ -107,6 +110,64 @@ def to_markdown(table):
     return table.to_markdown(disable_numparse=True)
 
 
+def underfit_note(rows):
+    """A warning when the full-data model is near chance: then no table means much.
+
+    Returns
+    -------
+    str or None
+        The note, or ``None`` when the ``Full`` cells (if any) learnt.
+    """
+    full = [row for row in rows if row["protocol"] == FULL]
+    if not full:
+        return None
+    n_classes = full[0].get("n_classes") or len(full[0]["class_recall"])
+    chance = 1.0 / n_classes
+    accuracy = sum(row["accuracy"] for row in full) / len(full)
+    worst = sum(row["worst_class_recall"] for row in full) / len(full)
+    if accuracy >= 2 * chance and worst > chance:
+        return None
+    return (
+        f"Warning: the network trained on the full data is near chance (accuracy "
+        f"{accuracy:.3f}, worst-class recall {worst:.3f}, chance {chance:.3f}): it "
+        "underfits, so these comparisons say little. Train longer (--max-epochs) or "
+        "raise the learning rate (--lr)."
+    )
+
+
+def to_latex(table, metric, title, note=None):
+    """A display table as a booktabs LaTeX table, the best entry of every density in bold."""
+    best = best_entries(table, metric)
+    body = table.copy()
+    for column in body.columns:
+        body[column] = [
+            f"\\textbf{{{text}}}" if (index, column) in best else text
+            for index, text in zip(body.index, body[column])
+        ]
+    body.index.name = None
+    body.columns.name = None
+    direction = "lower" if metric in LOWER_IS_BETTER else "higher"
+    caption = (f"{title} (mean over seeds [min, max]) against density; bold: the best mean "
+               f"at each density ({direction} is better).")
+    if note:
+        caption += " " + note
+    return body.to_latex(caption=caption, label=f"tab:{metric.replace('_', '-')}",
+                         escape=False, column_format="l" + "r" * len(body.columns))
+
+
+def best_entries(table, metric):
+    """``(method, density)`` of the best mean of every density column of a display table."""
+    best = set()
+    for column in table.columns:
+        means = {index: float(text.split()[0]) for index, text in table[column].items()
+                 if text and table.loc[index, column] and index != FULL}
+        if len(means) < 2:
+            continue
+        target = (min if metric in LOWER_IS_BETTER else max)(means.values())
+        best.update((index, column) for index, value in means.items() if value == target)
+    return best
+
+
 def write_tables(rows, out_dir):
     """Write ``tables/<metric>.csv|md|tex`` and the per-class CSVs.
 
@@ -121,16 +182,16 @@ def write_tables(rows, out_dir):
     """
     tables = make_directory(Path(out_dir) / "tables")
     summary = summarize(rows)
+    note = underfit_note(rows)
     paths = []
     for metric, title in METRICS.items():
         part = summary[summary["metric"] == metric].drop(columns="metric")
         paths.append(_write_csv(part, tables / f"{metric}.csv"))
         table = display_table(summary, metric)
-        paths.append(write_text_atomic(tables / f"{metric}.md", to_markdown(table) + "\n"))
-        paths.append(write_text_atomic(tables / f"{metric}.tex", table.to_latex(
-            caption=f"{title} (mean over seeds [min, max]) against density.",
-            label=f"tab:{metric.replace('_', '-')}",
-        )))
+        markdown = to_markdown(table) + "\n" + (f"\n> {note}\n" if note else "")
+        paths.append(write_text_atomic(tables / f"{metric}.md", markdown))
+        paths.append(write_text_atomic(tables / f"{metric}.tex",
+                                       to_latex(table, metric, title, note)))
     for field in ("class_recall", "class_counts"):
         paths.append(_write_csv(summarize_classes(rows, field), tables / f"{field}.csv"))
     return paths
@@ -142,13 +203,28 @@ def _write_csv(frame, path):
     return path
 
 
-def write_figures(rows, out_dir):
-    """Write the paper-style figures as PNG.
+def method_style(protocol, strategy_name):
+    """Colour, line style and marker of a method, the same in every figure.
 
-    ``figures/<strategy>.png`` (Figure 2): every protocol of one strategy,
-    with the strategy-free ones. ``figures/strategies.png`` (Figure 1): each
-    strategy on its own against random pruning. Without any strategy,
-    ``figures/protocols.png`` shows the strategy-free protocols.
+    The colour is the strategy's (black for the strategy-free protocols,
+    whose lines are then told apart by style), the line style and marker the
+    protocol's.
+    """
+    entry = PROTOCOLS[protocol]
+    color = "black" if strategy_name == NO_STRATEGY else strategy(strategy_name).color
+    return {"color": color, "linestyle": entry.linestyle, "marker": entry.marker}
+
+
+def write_figures(rows, out_dir):
+    """Write the paper-style figures as PNG, PDF and SVG.
+
+    ``figures/<strategy>.*`` (Figure 2): every protocol of one strategy, with
+    the strategy-free ones. ``figures/strategies.*`` (Figure 1): each strategy
+    on its own against random pruning. Without any strategy,
+    ``figures/protocols.*`` shows the strategy-free protocols.
+    ``figures/class_density.*``: at the lowest density, every class's kept
+    fraction against its recall under the full-data model: which classes a
+    method starves.
 
     Returns
     -------
@@ -162,32 +238,21 @@ def write_figures(rows, out_dir):
     figures = make_directory(Path(out_dir) / "figures")
     summary = summarize(rows)
     methods = summary.drop_duplicates("method")[["method", "protocol", "strategy"]]
-    shared = methods[(methods["strategy"] == NO_STRATEGY) & (methods["protocol"] != FULL)]
-    # A protocol keeps its color in every figure, a strategy in Figure 1.
-    by_protocol = {protocol: f"C{index}" for index, protocol in enumerate(ALL_PROTOCOLS)}
-    by_strategy = {strategy: f"C{index}" for index, strategy in enumerate(STRATEGY_CLASSES)}
-
-    def lines(frame, colors, key):
-        return [(record.method, colors[getattr(record, key)])
-                for record in frame.itertuples(index=False)]
-
+    methods = methods[methods["protocol"] != FULL]
+    shared = methods[methods["strategy"] == NO_STRATEGY]
     paths = []
-    strategies = [s for s in STRATEGY_CLASSES if s in set(methods["strategy"])]
-    for strategy in strategies:
-        own = methods[methods["strategy"] == strategy]
-        paths.append(_plot(
-            summary, lines(shared, by_protocol, "protocol") + lines(own, by_protocol, "protocol"),
-            figures / f"{strategy}.png", title=f"{STRATEGY_LABELS[strategy]}: pruning protocols",
-        ))
+    strategies = [name for name in dict.fromkeys(methods["strategy"]) if name != NO_STRATEGY]
+    for name in strategies:
+        own = methods[methods["strategy"] == name]
+        paths += _plot(summary, pd.concat([shared, own]), figures / name,
+                       title=f"{strategy(name).label}: pruning protocols")
     plain = methods[methods["protocol"] == "Strategy"]
     if not plain.empty:
-        random = [(method, by_strategy["random"]) for method in shared["method"]
-                  if method == "Random"]
-        paths.append(_plot(summary, random + lines(plain, by_strategy, "strategy"),
-                           figures / "strategies.png", title="Pruning strategies"))
+        paths += _plot(summary, pd.concat([shared[shared["protocol"] == "Random"], plain]),
+                       figures / "strategies", title="Pruning strategies")
     if not strategies:
-        paths.append(_plot(summary, lines(shared, by_protocol, "protocol"),
-                           figures / "protocols.png", title="Pruning protocols"))
+        paths += _plot(summary, shared, figures / "protocols", title="Pruning protocols")
+    paths += _plot_class_density(rows, figures / "class_density")
     return paths
 
 
@@ -197,42 +262,94 @@ def write_report(rows, out_dir):
     return {"tables": write_tables(rows, out_dir), "figures": write_figures(rows, out_dir)}
 
 
-def _plot(summary, lines, path, title):
-    """Four panels against density: one line and min/max band per (method, color)."""
-    figure = Figure(figsize=(4.2 * len(METRICS), 4.0), layout="constrained")
+def _save(figure, stem):
+    paths = []
+    for extension in FIGURE_FORMATS:
+        path = stem.with_suffix(f".{extension}")
+        with atomic_path(path) as partial:
+            figure.savefig(partial, dpi=150, format=extension)
+        paths.append(path)
+    return paths
+
+
+def _plot(summary, methods, stem, title):
+    """Four panels against density: one line and min/max band per method.
+
+    Lines are shifted sideways by a fraction of the smallest density step,
+    so that methods with equal results stay visible.
+    """
+    figure = Figure(figsize=(4.2 * len(METRICS), 4.2), layout="constrained")
     axes = figure.subplots(1, len(METRICS))
     full = summary[summary["protocol"] == FULL]
+    densities = sorted(summary.loc[summary["protocol"] != FULL, "density"].unique())
+    step = min((b - a for a, b in zip(densities, densities[1:])), default=0.1)
+    offsets = (pd.RangeIndex(len(methods)) - (len(methods) - 1) / 2) * 0.04 * step
     for axis, (metric, label) in zip(axes, METRICS.items()):
         part = summary[summary["metric"] == metric]
-        for method, color in lines:
-            line = part[part["method"] == method].sort_values("density")
-            axis.plot(line["density"], line["mean"], marker="o", color=color, label=method)
-            axis.fill_between(line["density"], line["min"], line["max"], color=color,
-                              alpha=0.2, linewidth=0)
+        for offset, record in zip(offsets, methods.itertuples(index=False)):
+            style = method_style(record.protocol, record.strategy)
+            line = part[part["method"] == record.method].sort_values("density")
+            x = line["density"] + offset
+            axis.plot(x, line["mean"], label=record.method, markersize=5, linewidth=1.5,
+                      **style)
+            axis.fill_between(x, line["min"], line["max"], color=style["color"],
+                              alpha=0.12, linewidth=0)
         reference = full[full["metric"] == metric]
         if not reference.empty:
-            axis.axhline(reference["mean"].mean(), color="0.4", linestyle="--",
-                         label="Full dataset")
+            axis.axhline(reference["mean"].mean(), color="0.5", linestyle="-.",
+                         linewidth=1, label="Full dataset")
         axis.set_xlabel("Density")
         axis.set_title(label)
         axis.grid(alpha=0.3)
     handles, labels = axes[0].get_legend_handles_labels()
     figure.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 6))
     figure.suptitle(title)
-    with atomic_path(path) as partial:
-        figure.savefig(partial, dpi=120)
-    return path
+    return _save(figure, stem)
 
 
-def _method_rank(protocol, strategy):
+def _plot_class_density(rows, stem):
+    """Kept fraction of every class against its full-data recall, at the lowest density."""
+    full = [row for row in rows if row["protocol"] == FULL]
+    pruned = [row for row in rows if row["protocol"] != FULL]
+    if not full or not pruned:
+        return []
+    density = min(row["density"] for row in pruned)
+    classes = list(full[0]["class_recall"])
+    full_recall = {label: sum(row["class_recall"][label] for row in full) / len(full)
+                   for label in classes}
+    figure = Figure(figsize=(7.5, 5.0), layout="constrained")
+    axis = figure.subplots()
+    at_density = [row for row in pruned if row["density"] == density]
+    for method in dict.fromkeys(row["method"] for row in at_density):
+        own = [row for row in at_density if row["method"] == method]
+        style = method_style(own[0]["protocol"], own[0]["strategy"])
+        kept = [sum(row["class_counts"][label] for row in own) / len(own) for label in classes]
+        sizes = [full[0]["class_counts"][label] for label in classes]
+        axis.plot([full_recall[label] for label in classes],
+                  [count / size for count, size in zip(kept, sizes)],
+                  linestyle="none", marker=style["marker"], color=style["color"],
+                  markerfacecolor="none" if style["linestyle"] != "-" else style["color"],
+                  label=method)
+    axis.axhline(density, color="0.5", linestyle="-.", linewidth=1, label="Overall density")
+    axis.set_xlabel("Class recall of the full-data model")
+    axis.set_ylabel("Fraction of the class kept")
+    axis.set_title(f"Which classes pruning starves (density {density:g})")
+    axis.grid(alpha=0.3)
+    axis.legend(loc="best", fontsize="small")
+    return _save(figure, stem)
+
+
+def _method_rank(protocol, strategy_name, strategies):
     if protocol == FULL:
         return (0, 0, 0)
-    if strategy == NO_STRATEGY:
+    if strategy_name == NO_STRATEGY:
         return (1, 0, ALL_PROTOCOLS.index(protocol))
-    return (2, list(STRATEGY_CLASSES).index(strategy), ALL_PROTOCOLS.index(protocol))
+    return (2, strategies.index(strategy_name), ALL_PROTOCOLS.index(protocol))
 
 
 def _in_display_order(frame):
-    rank = frame.apply(lambda r: _method_rank(r["protocol"], r["strategy"]), axis=1)
+    # Built-in strategies in the registry's order, then the user's, by name.
+    strategies = list(STRATEGIES) + sorted(set(frame["strategy"]) - set(STRATEGIES))
+    rank = frame.apply(lambda r: _method_rank(r["protocol"], r["strategy"], strategies), axis=1)
     order = sorted(range(len(frame)), key=lambda i: (rank.iloc[i], frame["density"].iloc[i]))
     return frame.iloc[order].reset_index(drop=True)

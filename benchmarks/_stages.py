@@ -1,17 +1,15 @@
 """Which cells run when, so that shared scores are computed once.
 
 Cells of one strategy and seed share that strategy's scores, and the MetriQ
-cells of a seed share its validation recalls; both come from the disk cache
-once computed. Started side by side, sibling cells would each compute them:
-wasted work, not wrong results.
+cells of a seed share their validation recalls; both come from the disk
+cache once computed. Started side by side, sibling cells would each compute
+them: wasted work, not wrong results.
 """
 
-from ._config import NO_STRATEGY
-
-_METRIQ_PROTOCOLS = ("Strategy+MetriQ", "Random+MetriQ")
+from ._cells import shared_computations
 
 
-def schedule(pending):
+def stages(pending, factory):
     """Split pending cells into two stages that compute shared results once.
 
     The first stage runs, for every shared computation, one "leader" cell
@@ -22,15 +20,17 @@ def schedule(pending):
     Parameters
     ----------
     pending : list of Cell
+    factory : benchmarks._cells.PrunerFactory
+        Says which MetriQ recalls the run's cells share.
 
     Returns
     -------
-    warmups : list of (protocol, strategy, seed)
+    warmups : list of (kind, strategy, seed)
         Cache-filling fits for :func:`benchmarks._cells.warm_cache`.
     first, rest : list of Cell
         The cells of each stage.
     """
-    needs = {cell: shared_computations(cell) for cell in pending}
+    needs = {cell: shared_computations(factory, cell) for cell in pending}
     leaders = {}
     for cell, computations in needs.items():
         if len(computations) == 1:
@@ -40,21 +40,3 @@ def schedule(pending):
     first = list(leaders.values()) + [cell for cell in pending if not needs[cell]]
     rest = [cell for cell in pending if needs[cell] and cell not in first]
     return warmups, first, rest
-
-
-def shared_computations(cell):
-    """The cached results a cell reads, each named by the cheapest fit that computes it.
-
-    A strategy's scores are computed by its ``Strategy`` pruner, MetriQ's
-    recalls by the ``Random+MetriQ`` pruner (whose random scores cost nothing).
-
-    Returns
-    -------
-    list of (protocol, strategy, seed)
-    """
-    computations = []
-    if cell.strategy != NO_STRATEGY:
-        computations.append(("Strategy", cell.strategy, cell.seed))
-    if cell.protocol in _METRIQ_PROTOCOLS:
-        computations.append(("Random+MetriQ", NO_STRATEGY, cell.seed))
-    return computations

@@ -50,22 +50,36 @@ from joblib import Parallel, delayed, effective_n_jobs, parallel_config
 from joblib.externals.loky import get_reusable_executor
 from tqdm.auto import tqdm
 
+import pandas as pd
+
 from skprune.datasets import DATASETS, DatasetFormatError, DatasetNotFoundError
 from skprune.models import MODELS, RECIPES
+from skprune.selection import SELECTIONS
 
-from ._cells import run_cell, warm_cache
+from ._cells import PrunerFactory, cell_inputs, class_names, run_cell, warm_cache
 from ._config import (
-    STRATEGY_CLASSES,
+    EPOCH_ROUNDINGS,
+    QUERY_PROTOCOLS,
+    TEST_SPLITS,
     BenchmarkConfig,
     InvalidConfigError,
     check_density,
+    parse_strategy_params,
 )
 from ._data import load_benchmark_data
-from ._files import os_error_message
-from ._report import METRICS, display_table, summarize, to_markdown, write_report
+from ._files import atomic_path, make_directory, os_error_message
+from ._registry import ALL_PROTOCOLS, FULL, NO_STRATEGY, PROTOCOLS, STRATEGIES
+from ._report import (
+    METRICS,
+    display_table,
+    summarize,
+    to_markdown,
+    underfit_note,
+    write_report,
+)
 from ._results import OutputDirectoryError, ResultStore
-from ._schedule import schedule
-from .presets import ALL_PROTOCOLS, PRESETS
+from ._stages import stages
+from .presets import PRESETS
 
 #: Seconds an idle loky worker waits for a task before it exits (joblib's
 #: default: 300). Workers hold the data set and a torch runtime, a gigabyte
@@ -76,7 +90,7 @@ IDLE_WORKER_TIMEOUT = 30
 
 
 def run_benchmark(config, out_dir, *, n_jobs=1, backend="loky", scheduler=None,
-                  progress=True, log=print):
+                  progress=True, export_scores=False, log=print):
     """Run every unfinished cell of ``config``, then write tables and figures.
 
     Parameters
@@ -92,16 +106,25 @@ def run_benchmark(config, out_dir, *, n_jobs=1, backend="loky", scheduler=None,
         Address of the dask scheduler, with ``backend="dask"``.
     progress : bool, default=True
         Show progress bars (on stderr).
+    export_scores : bool, default=False
+        Also write every strategy's scores, per seed, to ``scores/*.csv``.
     log : callable, default=print
 
     Returns
     -------
     dict
-        ``rows`` (every finished row), ``tables`` and ``figures`` (paths).
+        ``rows`` (every finished row), ``tables``, ``figures`` and ``scores``
+        (paths).
+
+    Raises
+    ------
+    InvalidConfigError
+        Before any cell runs, for any setting that a cell would fail on.
     """
     out_dir = Path(out_dir)
     data = load_benchmark_data(config.dataset, config.data_root, config.n_train)
     _check_densities(config, data)
+    check_pruners(config)
     cells = config.cells()
     with ResultStore(out_dir, config) as store:
         pending = [cell for cell in cells if cell not in store]
@@ -117,18 +140,83 @@ def run_benchmark(config, out_dir, *, n_jobs=1, backend="loky", scheduler=None,
                          scheduler=scheduler, total=len(cells), progress=progress)
         rows = list(store.rows.values())
     paths = write_report(rows, out_dir)
+    paths["scores"] = write_scores(config, out_dir) if export_scores else []
     return {"rows": rows, **paths}
+
+
+def check_pruners(config):
+    """Build every pruner of the run and check its settings, before any cell runs.
+
+    Parameter validation, a strategy's own checks (e.g. a Dynamic
+    Uncertainty window longer than the schedule) and MetriQ's, for the
+    first density and seed of every protocol and strategy.
+
+    Raises
+    ------
+    InvalidConfigError
+        Naming the strategy or protocol and the setting.
+    """
+    _, _, factory, _ = cell_inputs(config.to_dict(), config.seeds[0])
+    for cell in config.cells():
+        if cell.protocol == FULL:
+            continue
+        where = PROTOCOLS[cell.protocol].label(cell.strategy)
+        try:
+            pruner = factory.pruner(cell.protocol, cell.strategy, density=cell.density,
+                                    seed=cell.seed, memory=None)
+            for part in (pruner, getattr(pruner, "quota", None)):
+                if hasattr(part, "_validate_params"):
+                    part._validate_params()
+            pruner._check_before_scoring()
+            inner = getattr(pruner.quota, "pruner", None)
+            if inner is not None:
+                inner._validate_params()
+                inner._check_before_scoring()
+        except (ValueError, TypeError) as exc:
+            raise InvalidConfigError(f"{where}: {' '.join(str(exc).split())}") from None
+
+
+def write_scores(config, out_dir):
+    """Write ``scores/<strategy>-seed<seed>.csv``: every row's label, score and run scores.
+
+    The scores come from the run's cache (the pruner is refitted at density
+    1, which reads them), so this costs no training after a run.
+    """
+    folder = make_directory(Path(out_dir) / "scores")
+    paths = []
+    for seed in config.seeds:
+        _, data, factory, _ = cell_inputs(config.to_dict(), seed)
+        names = class_names(data)
+        for name in config.strategies:
+            if name == "random":
+                continue
+            pruner = factory.strategy(name, density=1.0, random_state=seed,
+                                      memory=str(Path(out_dir) / "cache"))
+            pruner.fit(data.X_train, data.y_train)
+            table = pd.DataFrame({
+                "row": range(len(data.y_train)),
+                "label": [names[label] for label in data.y_train.tolist()],
+                "score": pruner.scores_,
+                **{f"run_{run}": scores for run, scores in enumerate(pruner.run_scores_)},
+            })
+            path = folder / f"{name.replace(':', '.')}-seed{seed}.csv"
+            with atomic_path(path) as partial:
+                table.to_csv(partial, index=False)
+            paths.append(path)
+    return paths
 
 
 def _run_pending(config, pending, store, out_dir, *, n_jobs, backend, scheduler, total,
                  progress):
     settings, fingerprint = config.to_dict(), config.fingerprint()
     cache_dir = str(out_dir / "cache")
-    warmups, first, rest = schedule(pending)
+    warmups, first, rest = stages(pending, PrunerFactory(config, None, None))
     with _execution(backend, scheduler, n_jobs) as (jobs, torch_threads):
         parallel = Parallel(n_jobs=jobs, return_as="generator_unordered", batch_size=1)
-        bar = tqdm(total=total, initial=total - len(pending), desc="cells", unit="cell",
-                   disable=not progress)
+        # Scoring warm-ups count as steps too: otherwise the bar sits at 0
+        # through the longest part of a run.
+        bar = tqdm(total=total + len(warmups), initial=total - len(pending),
+                   desc="scoring and cells", unit="step", disable=not progress)
         with bar:
             for stage in (
                 [delayed(warm_cache)(settings, *task, cache_dir, torch_threads)
@@ -144,7 +232,7 @@ def _run_pending(config, pending, store, out_dir, *, n_jobs, backend, scheduler,
                     for row in rows:
                         if row is not None:  # warm-up tasks return nothing
                             store.append(row)
-                            bar.update()
+                        bar.update()
 
 
 @contextmanager
@@ -252,6 +340,26 @@ def _density(text):
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer; got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer; got {text!r}")
+    return value
+
+
+def _positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive number; got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number; got {text!r}")
+    return value
+
+
 def _path(text):
     """A path option, with ``~`` expanded: no shell expands it in ``--out=~/x``."""
     if not text.strip():
@@ -280,17 +388,41 @@ def build_parser():
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--preset", choices=list(PRESETS), help="start from these settings")
-    parser.add_argument("--dataset", help=f"one of {', '.join(DATASETS)}")
+    parser.add_argument("--dataset", help=f"one of {', '.join(DATASETS)}; or your own: a "
+                        "path to an .npz with X_train, y_train, X_test, y_test, or "
+                        "module:function returning those")
     parser.add_argument("--data-root", type=_path, metavar="DIR",
                         help="where the dataset's files are")
     parser.add_argument("--n-train", type=int, metavar="N",
                         help="train on a stratified subsample of N rows")
-    parser.add_argument("--model", help=f"one of {', '.join(MODELS)}")
+    parser.add_argument("--model", help=f"one of {', '.join(MODELS)}; or your own: "
+                        "module:function(n_classes=..., input_shape=...) returning a skorch "
+                        "classifier")
     parser.add_argument("--recipe", help=f"training settings, one of {', '.join(RECIPES)}")
-    parser.add_argument("--epochs", type=int, metavar="E",
-                        help="epochs of a full-data run (overrides the recipe's)")
-    parser.add_argument("--strategies", nargs="+", choices=list(STRATEGY_CLASSES),
-                        metavar="STRATEGY", help=f"of {', '.join(STRATEGY_CLASSES)}")
+    parser.add_argument("--epochs", "--max-epochs", dest="epochs", type=_positive_int,
+                        metavar="E", help="epochs of a full-data run (overrides the recipe's)")
+    parser.add_argument("--lr", type=_positive_float, help="learning rate (overrides the "
+                        "recipe's)")
+    parser.add_argument("--batch-size", type=_positive_int, metavar="N",
+                        help="batch size (overrides the recipe's)")
+    parser.add_argument("--device", help="where networks run: auto (default), cpu, cuda, "
+                        "cuda:1, ...")
+    parser.add_argument("--strategies", nargs="+", metavar="STRATEGY",
+                        help=f"of {', '.join(STRATEGIES)}, or a pruner class of your own "
+                        "as module:Class")
+    parser.add_argument("--strategy-params", nargs="+", metavar="STRATEGY:NAME=VALUE",
+                        help="a strategy's parameters, e.g. el2n:n_runs=3 dynunc:window=5")
+    parser.add_argument("--selection", choices=list(SELECTIONS),
+                        help="which rows every strategy keeps given its scores (default: "
+                        "hardest)")
+    parser.add_argument("--query-protocol", choices=QUERY_PROTOCOLS,
+                        help="query networks and MetriQ as skprune sets them up (default) or "
+                        "as the DRoP authors did (the paper-* presets' default)")
+    parser.add_argument("--test-split", choices=TEST_SPLITS,
+                        help="halve the test set per class at random for every seed "
+                        "(stratified) or in dataset order (ordered, the DRoP authors')")
+    parser.add_argument("--epochs-rounding", choices=EPOCH_ROUNDINGS,
+                        help="round the corrected epochs (default) or floor them (DRoP)")
     parser.add_argument("--protocols", nargs="+", choices=ALL_PROTOCOLS, metavar="PROTOCOL",
                         help=f"of {', '.join(ALL_PROTOCOLS)}")
     parser.add_argument("--densities", nargs="+", type=_density, metavar="DENSITY",
@@ -309,6 +441,8 @@ def build_parser():
                         help="joblib backend (default: loky)")
     parser.add_argument("--scheduler", metavar="ADDRESS",
                         help="dask scheduler address, with --backend dask")
+    parser.add_argument("--export-scores", action="store_true",
+                        help="also write every strategy's scores to scores/*.csv")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser
 
@@ -326,12 +460,31 @@ def config_from_args(args, parser, fallback=False):
     settings = {name: value for name, value in preset.items() if name in fields}
     settings["net_params"] = dict(settings.get("net_params", {}))
     for name in ("dataset", "data_root", "n_train", "model", "recipe", "strategies",
-                 "protocols", "densities", "seeds", "epochs_correction", "full_reference"):
+                 "protocols", "densities", "seeds", "epochs_correction", "full_reference",
+                 "selection", "query_protocol", "test_split", "epochs_rounding"):
         value = getattr(args, name)
         if value is not None:
             settings[name] = value
-    if args.epochs is not None:
-        settings["net_params"]["max_epochs"] = args.epochs
+    if args.dataset is not None and args.dataset not in DATASETS and args.recipe is None:
+        # A dataset of one's own has no recipe of the preset's dataset.
+        settings["recipe"] = None
+    for option, param in (("epochs", "max_epochs"), ("lr", "lr"),
+                          ("batch_size", "batch_size"), ("device", "device")):
+        value = getattr(args, option)
+        if value is not None:
+            settings["net_params"][param] = value
+    # A preset's parameters apply to the strategies that are run; the
+    # options' are checked against them.
+    strategies = set(settings.get("strategies", ()))
+    settings["strategy_params"] = {
+        name: dict(params) for name, params in settings.get("strategy_params", {}).items()
+        if name in strategies
+    }
+    try:
+        for name, params in parse_strategy_params(args.strategy_params or []).items():
+            settings["strategy_params"].setdefault(name, {}).update(params)
+    except InvalidConfigError as exc:
+        parser.error(str(exc))
     settings["preset"] = args.preset
     missing = [f"--{name}" for name in ("dataset", "model") if name not in settings]
     if missing:
@@ -344,10 +497,13 @@ def config_from_args(args, parser, fallback=False):
 
 def _check_names(config, parser):
     """Unknown names fail before any work starts."""
-    if config.dataset not in DATASETS:
-        parser.error(f"unknown dataset {config.dataset!r}; choose from {', '.join(DATASETS)}.")
-    if config.model not in MODELS:
-        parser.error(f"unknown model {config.model!r}; choose from {', '.join(MODELS)}.")
+    own = config.dataset.endswith(".npz") or ":" in config.dataset
+    if config.dataset not in DATASETS and not own:
+        parser.error(f"unknown dataset {config.dataset!r}; choose from {', '.join(DATASETS)}, "
+                     "or give an .npz path or module:function.")
+    if config.model not in MODELS and ":" not in config.model:
+        parser.error(f"unknown model {config.model!r}; choose from {', '.join(MODELS)}, or "
+                     "give module:function.")
     if config.recipe is not None and config.recipe not in RECIPES:
         parser.error(f"unknown recipe {config.recipe!r}; choose from {', '.join(RECIPES)}.")
 
@@ -441,7 +597,8 @@ def main(argv=None):
                 print(f"Note: {exc}\nThe {args.preset} preset falls back to the "
                       f"{config.dataset!r} dataset.", file=sys.stderr)
             result = run_benchmark(config, out_dir, n_jobs=n_jobs, backend=args.backend,
-                                   scheduler=args.scheduler, progress=not args.no_progress)
+                                   scheduler=args.scheduler, progress=not args.no_progress,
+                                   export_scores=args.export_scores)
     # The project's own errors, each with a message naming the file or the
     # setting and the fix, and OSErrors, described from their errno. Anything
     # else is a bug and keeps its traceback.
@@ -459,6 +616,9 @@ def main(argv=None):
     for metric, title in METRICS.items():
         print(f"\n{title} (mean over seeds [min, max]) by density:\n")
         print(to_markdown(display_table(summary, metric)))
+    note = underfit_note(result["rows"])
+    if note:
+        print(f"\n{note}", file=sys.stderr)
     print(f"\nDone in {time.perf_counter() - start:.0f} s. Results: {out_dir / 'results.jsonl'}; "
           f"tables: {out_dir / 'tables'}; figures: "
           + ", ".join(str(path) for path in result["figures"]))

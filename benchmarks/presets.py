@@ -7,8 +7,15 @@ dataset's when its files are missing, so that a demo still runs). Options
 given on the command line override a preset's values.
 """
 
-ALL_STRATEGIES = ["random", "grand", "el2n", "forgetting", "dynunc"]
-ALL_PROTOCOLS = ["Random", "Strategy", "Strategy+MetriQ", "Random+StrategyQ", "Random+MetriQ"]
+from ._registry import ALL_PROTOCOLS
+
+#: The strategies of the paper's figures.
+PAPER_STRATEGIES = ["random", "grand", "el2n", "forgetting", "dynunc"]
+#: The strategies skprune adds to them.
+NEW_STRATEGIES = ["coreset", "prototype", "uncertainty", "aum"]
+#: What the paper presets set to follow the DRoP authors' configuration
+#: (see the user guide's "Fidelity to DRoP").
+DROP_FIDELITY = {"query_protocol": "drop", "test_split": "ordered", "epochs_rounding": "floor"}
 
 PRESETS = {
     # The tests run this one: every protocol, on data and a network small
@@ -18,7 +25,7 @@ PRESETS = {
         "dataset": "digits",
         "model": "mlp",
         "recipe": "digits-mlp",
-        "net_params": {"max_epochs": 3, "module__hidden": [32]},
+        "net_params": {"max_epochs": 6, "module__hidden": [32]},
         "strategies": ["random", "el2n"],
         "strategy_params": {"el2n": {"n_runs": 1}},
         "protocols": ALL_PROTOCOLS,
@@ -54,13 +61,30 @@ PRESETS = {
             "net_params": {"max_epochs": 20},
         },
     },
+    # The strategies skprune adds to the paper's, at the demo's size.
+    "demo-strategies": {
+        "description": "Fashion-MNIST, the demo's MLP, CoreSet/Prototype/Uncertainty/AUM",
+        "dataset": "fashion-mnist",
+        "n_train": 10000,
+        "model": "mlp",
+        "recipe": "fashion-mnist-mlp",
+        "net_params": {"max_epochs": 6},
+        "strategies": NEW_STRATEGIES,
+        "strategy_params": {},
+        "protocols": ["Random", "Strategy", "Strategy+MetriQ", "Random+MetriQ"],
+        "densities": [0.2, 0.4, 0.7],
+        "seeds": [0, 1],
+        "epochs_correction": True,
+        "full_reference": True,
+        "n_jobs": -1,
+    },
     "fashion-mnist-full": {
         "description": "Fashion-MNIST, every strategy and protocol, 5 densities, 3 seeds",
         "dataset": "fashion-mnist",
         "model": "cnn",
         "recipe": "fashion-mnist-cnn",
         "net_params": {},
-        "strategies": ALL_STRATEGIES,
+        "strategies": PAPER_STRATEGIES + NEW_STRATEGIES,
         "strategy_params": {},
         "protocols": ALL_PROTOCOLS,
         "densities": [0.1, 0.3, 0.5, 0.7, 0.9],
@@ -77,7 +101,7 @@ PRESETS = {
         "model": "vgg19",
         "recipe": "paper-cifar100-vgg19",
         "net_params": {},
-        "strategies": ALL_STRATEGIES,
+        "strategies": PAPER_STRATEGIES,
         "strategy_params": {},
         "protocols": ALL_PROTOCOLS,
         "densities": [0.1, 0.3, 0.5, 0.7, 0.9],
@@ -85,6 +109,7 @@ PRESETS = {
         "epochs_correction": True,
         "full_reference": True,
         "n_jobs": 1,
+        **DROP_FIDELITY,
     },
     "paper-tinyimagenet-resnet18": {
         "description": "ResNet-18 on TinyImageNet with the paper's settings (GPU)",
@@ -92,7 +117,7 @@ PRESETS = {
         "model": "resnet18",
         "recipe": "paper-tinyimagenet-resnet18",
         "net_params": {},
-        "strategies": ALL_STRATEGIES,
+        "strategies": PAPER_STRATEGIES,
         "strategy_params": {},
         "protocols": ALL_PROTOCOLS,
         "densities": [0.1, 0.3, 0.5, 0.7, 0.9],
@@ -100,5 +125,6 @@ PRESETS = {
         "epochs_correction": True,
         "full_reference": True,
         "n_jobs": 1,
+        **DROP_FIDELITY,
     },
 }

@@ -112,6 +112,14 @@ class DataPruner(BaseSampler):
             Seed of this run's randomness (query-network init, shuffling).
         """
 
+    def _check_before_scoring(self):
+        """Raise, before any training, for settings that cannot give scores.
+
+        Parameter validation cannot see combinations (e.g. a window longer
+        than the estimator's schedule); subclasses check them here. Also
+        called by the fairness benchmark before its first cell.
+        """
+
     def _combine_runs(self, run_scores):
         """Combine the scores of ``n_runs`` runs (rows) into one score per sample."""
         return run_scores.mean(axis=0)
@@ -240,9 +248,10 @@ class DataPruner(BaseSampler):
             cacheable_seed=isinstance(self.random_state, numbers.Integral),
             memory=self.memory, estimator=self.estimator, owner=owner,
         )
-        # A bad selection parameter fails before any network trains.
+        # A bad selection parameter or schedule fails before any network trains.
         selection = make_selection(self.selection)
         selection._validate_params()
+        self._check_before_scoring()
         with preserved_random_state():
             self.scores_ = self._scores(context, score_seed)
             tie_break = np.random.RandomState(tie_seed)

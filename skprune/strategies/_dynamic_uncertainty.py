@@ -121,7 +121,7 @@ class DynamicUncertaintyPruner(TrainingDynamicsPruner):
     def _recorded_pass(self):
         return self.record
 
-    def _check_schedule(self):
+    def _check_before_scoring(self):
         # Fail before training rather than after the whole schedule.
         owner = type(self).__name__
         check_skorch_classifier(self.estimator, owner)

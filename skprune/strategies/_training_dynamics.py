@@ -58,11 +58,7 @@ class TrainingDynamicsPruner(DataPruner):
         """Which forward pass is recorded: ``"train"`` or ``"eval"``."""
         return "train"
 
-    def _check_schedule(self):
-        """Raise before training when the estimator's schedule cannot give scores."""
-
     def _score_run(self, X, y, seed):
-        self._check_schedule()
         recorder = record_dynamics(
             self.estimator, X, y, seed, owner=type(self).__name__,
             record=self._recorded_pass(), margins=self._records_margins,

@@ -1,0 +1,211 @@
+"""Every strategy and protocol the fairness benchmark knows: one entry each.
+
+Adding a strategy to the benchmark is one :class:`Strategy` entry in
+:data:`STRATEGIES` (a pruner of ``skprune``); a pruner class of your own is
+named on the command line as ``module:Class``. A protocol (how a strategy's
+scores and a quota combine into one pruner, DESIGN.md section 2) is one
+:class:`Protocol` entry in :data:`PROTOCOLS`. Everything else (presets, the
+grid of cells, the shared computations, tables and figures) reads these.
+"""
+
+import dataclasses
+import importlib
+from collections.abc import Callable
+
+import skprune
+
+#: The strategy name of cells whose pruner has none (Random, Random+MetriQ, Full).
+NO_STRATEGY = "-"
+#: The reference cell: the network trained on the whole training set.
+FULL = "Full"
+
+
+class RegistryError(ValueError):
+    """A strategy or protocol name that the benchmark does not know."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Strategy:
+    """A pruning strategy of the benchmark.
+
+    Parameters
+    ----------
+    name : str
+        Its name on the command line and in ``results.jsonl``.
+    label : str
+        Its name in tables and legends.
+    pruner : str
+        A pruner class of ``skprune``, or ``"module:Class"``.
+    query : {"short", "full", "none"}
+        Its query network under the DRoP authors' protocol: ``"short"``
+        trains 10% of the schedule with the learning-rate drops scaled to
+        it (EL2N, GraNd); ``"full"`` the whole schedule; ``"none"``, no
+        network (random scores).
+    query_runs : int
+        Query initializations under the DRoP protocol (5 for EL2N and
+        GraNd, 1 for the others, as in the authors' configuration).
+    color : str
+        Its colour in every figure.
+    """
+
+    name: str
+    label: str
+    pruner: str
+    query: str = "full"
+    query_runs: int = 1
+    color: str = "tab:gray"
+
+    def pruner_class(self):
+        """The pruner class, imported."""
+        if ":" in self.pruner:
+            return import_object(self.pruner, "--strategies")
+        return getattr(skprune, self.pruner)
+
+
+STRATEGIES = {
+    strategy.name: strategy
+    for strategy in (
+        Strategy("random", "Random", "RandomPruner", query="none", color="black"),
+        Strategy("grand", "GraNd", "GraNdPruner", "short", 5, "tab:blue"),
+        Strategy("el2n", "EL2N", "EL2NPruner", "short", 5, "tab:orange"),
+        Strategy("forgetting", "Forgetting", "ForgettingPruner", color="tab:green"),
+        Strategy("dynunc", "DynUnc", "DynamicUncertaintyPruner", color="tab:red"),
+        Strategy("coreset", "CoreSet", "CoreSetPruner", color="tab:purple"),
+        Strategy("prototype", "Prototype", "PrototypePruner", color="tab:brown"),
+        Strategy("uncertainty", "Uncertainty", "UncertaintyPruner", color="tab:pink"),
+        Strategy("aum", "AUM", "AUMPruner", color="tab:olive"),
+    )
+}
+
+#: Colours of ``module:Class`` strategies, in the order they are named.
+_EXTRA_COLORS = ("tab:cyan", "goldenrod", "teal", "indigo", "crimson", "darkkhaki")
+
+
+def strategy(name):
+    """The :class:`Strategy` of a name in :data:`STRATEGIES` or a ``module:Class``.
+
+    Raises
+    ------
+    RegistryError
+        For an unknown name, or a ``module:Class`` that is not a pruner.
+    """
+    if name in STRATEGIES:
+        return STRATEGIES[name]
+    if ":" not in name:
+        raise RegistryError(
+            f"Unknown strategy {name!r}; choose from {', '.join(STRATEGIES)}, or name a "
+            "pruner class of your own as module:Class."
+        )
+    pruner_class = import_object(name, "--strategies")
+    if not (isinstance(pruner_class, type) and issubclass(pruner_class, skprune.DataPruner)):
+        raise RegistryError(
+            f"--strategies {name}: {pruner_class!r} is not a skprune pruner; subclass "
+            "skprune.DataPruner (see the user guide's 'Writing your own pruner')."
+        )
+    color = _EXTRA_COLORS[sum(map(ord, name)) % len(_EXTRA_COLORS)]
+    return Strategy(name, pruner_class.__name__, name, color=color)
+
+
+@dataclasses.dataclass(frozen=True)
+class Protocol:
+    """How a protocol builds its pruner from a strategy and a quota.
+
+    Parameters
+    ----------
+    name : str
+    build : callable
+        ``build(factory, strategy, **common)`` returns the pruner, where
+        ``factory`` is a :class:`benchmarks._cells.PrunerFactory`.
+    uses_strategy : bool
+        Whether its cells have a strategy (else they run once per density
+        and seed, with strategy ``"-"``).
+    uses_metriq : bool
+        Whether its pruner measures MetriQ recalls.
+    random_equivalent : str
+        The protocol it equals with random scores (strategy ``"random"``
+        runs as that one, never twice).
+    linestyle, marker : str
+        Its line in every figure.
+    """
+
+    name: str
+    build: Callable
+    uses_strategy: bool
+    uses_metriq: bool
+    random_equivalent: str
+    linestyle: str = "-"
+    marker: str = "o"
+
+    def label(self, strategy_name):
+        """How the method is named in tables and legends, e.g. ``"EL2N+MetriQ"``."""
+        if strategy_name == NO_STRATEGY:
+            return self.name
+        label = strategy(strategy_name).label
+        if self.name == "Random+StrategyQ":
+            return f"Random+{label}Q"
+        return self.name.replace("Strategy", label)
+
+
+PROTOCOLS = {
+    protocol.name: protocol
+    for protocol in (
+        Protocol("Random", lambda factory, strategy, **common: factory.random(**common),
+                 False, False, "Random", "-", "s"),
+        Protocol("Random+MetriQ",
+                 lambda factory, strategy, **common: factory.random(
+                     quota=factory.metriq(NO_STRATEGY), **common),
+                 False, True, "Random+MetriQ", "--", "s"),
+        Protocol("Strategy", lambda factory, strategy, **common: factory.strategy(
+            strategy, **common), True, False, "Random", "-", "o"),
+        Protocol("Strategy+MetriQ",
+                 lambda factory, strategy, **common: factory.strategy(
+                     strategy, quota=factory.metriq(strategy), **common),
+                 True, True, "Random+MetriQ", "--", "^"),
+        Protocol("Random+StrategyQ",
+                 lambda factory, strategy, **common: factory.random(
+                     quota=skprune.StrategyQ(factory.strategy(
+                         strategy, random_state=common["random_state"],
+                         memory=common["memory"])),
+                     **common),
+                 True, False, "Random", ":", "v"),
+    )
+}
+
+#: Every protocol, in the order of tables and legends.
+ALL_PROTOCOLS = list(PROTOCOLS)
+#: Every built-in strategy.
+ALL_STRATEGIES = list(STRATEGIES)
+
+
+def protocol(name):
+    """The :class:`Protocol` of a name in :data:`PROTOCOLS`."""
+    if name not in PROTOCOLS:
+        raise RegistryError(f"Unknown protocol {name!r}; choose from {', '.join(PROTOCOLS)}.")
+    return PROTOCOLS[name]
+
+
+def method_label(protocol_name, strategy_name):
+    """How a cell's method is named in tables and legends."""
+    if protocol_name == FULL:
+        return FULL
+    return protocol(protocol_name).label(strategy_name)
+
+
+def import_object(spec, option):
+    """The object named by ``module:attribute``; errors name the option and the fix."""
+    module_name, _, attribute = spec.partition(":")
+    if not module_name or not attribute:
+        raise RegistryError(f"{option} {spec!r} must be written module:name.")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise RegistryError(
+            f"{option} {spec}: cannot import module {module_name!r} ({exc}). Run from the "
+            "directory that holds it, or add it to PYTHONPATH."
+        ) from None
+    try:
+        return getattr(module, attribute)
+    except AttributeError:
+        raise RegistryError(
+            f"{option} {spec}: module {module_name!r} has no {attribute!r}."
+        ) from None
