@@ -6,8 +6,11 @@ from .gradients import per_sample_grad_norms
 from .metrics import (
     CLASS_RECALL_SCORING,
     ClassRecallScorer,
+    GroupRecallScorer,
     class_recall,
     class_recall_report,
+    group_recall_report,
+    worst_group_accuracy,
 )
 from .pipeline import Pipeline, make_pipeline
 from .quotas import MetriQ, StrategyQ, allocate_class_counts
@@ -34,6 +37,7 @@ __all__ = [
     "EL2NPruner",
     "ForgettingPruner",
     "GraNdPruner",
+    "GroupRecallScorer",
     "MetriQ",
     "Pipeline",
     "PrototypePruner",
@@ -44,6 +48,8 @@ __all__ = [
     "allocate_class_counts",
     "class_recall",
     "class_recall_report",
+    "group_recall_report",
     "make_pipeline",
     "per_sample_grad_norms",
+    "worst_group_accuracy",
 ]

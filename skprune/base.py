@@ -124,16 +124,29 @@ class DataPruner(BaseSampler):
         """Combine the scores of ``n_runs`` runs (rows) into one score per sample."""
         return run_scores.mean(axis=0)
 
-    def fit(self, X, y):
+    def fit(self, X, y, **params):
         """Prune ``(X, y)`` and keep the fitted attributes; returns ``self``.
 
         ``fit_resample`` does the same and also returns the kept rows.
+
+        Parameters
+        ----------
+        X, y
+            As in :meth:`fit_resample`.
+        **params
+            ``groups``, as in :meth:`fit_resample`. Taken as keywords so that
+            metadata routing asks for it once, through
+            ``set_fit_resample_request(groups=True)``.
+
+        Returns
+        -------
+        self
         """
-        self.fit_resample(X, y)
+        self.fit_resample(X, y, **params)
         return self
 
     @_fit_context(prefer_skip_nested_validation=False)
-    def fit_resample(self, X, y):
+    def fit_resample(self, X, y, groups=None):
         """Keep ``round(density * n_samples)`` rows of ``(X, y)``.
 
         Parameters
@@ -144,6 +157,13 @@ class DataPruner(BaseSampler):
         y : array-like of shape (n_samples,)
             Class labels (a one-hot encoded target is accepted and returned
             one-hot).
+        groups : array-like of shape (n_samples,), default=None
+            The group of every row (e.g. class x attribute, or a
+            subpopulation). Quotas then split the budget over groups instead
+            of classes, every non-empty group keeps at least one row, and
+            selection applies within each group. ``None``: the groups are the
+            classes. Inside a pipeline or a search it arrives as fit metadata
+            (see :ref:`groups`).
 
         Returns
         -------
@@ -169,7 +189,7 @@ class DataPruner(BaseSampler):
             y_checked, one_hot = self._check_targets(y)
         else:
             X_checked, y_checked, one_hot = self._check_X_y(X, y)
-        self._prune(X_checked, y_checked)
+        self._prune(X_checked, y_checked, _check_groups(groups, n_samples))
         kept = self.sample_indices_
         y_kept = _take_rows(y, np.asarray(y) if one_hot else y_checked, kept)
         return _take_rows(X, X_checked, kept), y_kept
@@ -271,17 +291,21 @@ class DataPruner(BaseSampler):
         return context
 
     def _set_counts(self, y, context):
-        classes, class_index = np.unique(y, return_inverse=True)
-        class_sizes = np.bincount(class_index)
-        kept_per_class = np.bincount(class_index[self.sample_indices_], minlength=classes.size)
-        self.class_counts_ = dict(zip(classes.tolist(), kept_per_class.tolist()))
-        self.class_densities_ = dict(zip(classes.tolist(), (kept_per_class / class_sizes).tolist()))
+        self.class_counts_, self.class_densities_ = _kept_per(y, self.sample_indices_)
         self.sampling_strategy_ = dict(self.class_counts_)
+        for name in ("group_counts_", "group_densities_", "class_weights_",
+                     "group_weights_", "class_recall_", "group_recall_"):
+            self.__dict__.pop(name, None)
+        if context.groups is not None:
+            self.group_counts_, self.group_densities_ = _kept_per(
+                context.groups, self.sample_indices_
+            )
         if self.quota_ is not None:
-            self.class_weights_ = dict(zip(context.group_labels.tolist(),
-                                           self.quota_.weights_.tolist()))
-            if hasattr(self.quota_, "class_recall_"):
-                self.class_recall_ = self.quota_.class_recall_
+            kind = "class" if context.groups is None else "group"
+            setattr(self, f"{kind}_weights_", dict(zip(context.group_labels.tolist(),
+                                                       self.quota_.weights_.tolist())))
+            if hasattr(self.quota_, "group_recall_"):
+                setattr(self, f"{kind}_recall_", self.quota_.group_recall_)
 
     def _scores(self, context, seed):
         """Scores of every row: each run computed (or read from the cache), checked, combined."""
@@ -323,6 +347,32 @@ def _num_samples_or_len(obj):
     if isinstance(obj, torch.utils.data.Dataset):
         return len(obj)
     return _num_samples(obj)
+
+
+def _check_groups(groups, n_samples):
+    """Groups as a 1-D array of one label per row, or ``None``."""
+    if groups is None:
+        return None
+    groups = column_or_1d(np.asarray(groups), warn=True)
+    if groups.shape[0] != n_samples:
+        raise ValueError(
+            f"groups has {groups.shape[0]} entries for {n_samples} samples; pass one group "
+            "label per sample."
+        )
+    if groups.dtype.kind == "f" and not np.all(np.isfinite(groups)):
+        raise ValueError("groups contains NaN or infinite values; give every sample a group.")
+    if groups.dtype.kind == "O" and any(group is None for group in groups):
+        raise ValueError("groups contains None; give every sample a group.")
+    return groups
+
+
+def _kept_per(labels, kept):
+    """Kept rows and kept fraction of every label, as two dicts."""
+    values, index = np.unique(labels, return_inverse=True)
+    sizes = np.bincount(index)
+    counts = np.bincount(index[kept], minlength=values.size)
+    return (dict(zip(values.tolist(), counts.tolist())),
+            dict(zip(values.tolist(), (counts / sizes).tolist())))
 
 
 def _take_rows(original, checked, indices):

@@ -1,11 +1,62 @@
-"""Pipelines that prune at fit time only (imbalanced-learn's, re-exported).
+"""Pipelines that prune at fit time only.
 
 scikit-learn's own ``Pipeline`` cannot change the number of samples;
 imbalanced-learn's runs a sampler's ``fit_resample`` while fitting and skips
 it when predicting or scoring, which is what pruning needs: test data is
-never pruned.
+never pruned. skprune's ``Pipeline`` is imbalanced-learn's, with one change:
+without metadata routing, a step parameter such as ``randompruner__groups``
+reaches the pruner's ``fit_resample`` (imbalanced-learn passes step
+parameters to ``fit`` only, and a sampler never sees them).
 """
 
-from imblearn.pipeline import Pipeline, make_pipeline
+from imblearn import pipeline as imblearn_pipeline
+from sklearn.utils.metadata_routing import _routing_enabled
 
 __all__ = ["Pipeline", "make_pipeline"]
+
+
+class Pipeline(imblearn_pipeline.Pipeline):
+    __doc__ = imblearn_pipeline.Pipeline.__doc__
+
+    def _check_method_params(self, method, props, **kwargs):
+        params = super()._check_method_params(method, props, **kwargs)
+        if not _routing_enabled():
+            for name, step_params in params.items():
+                step_params["fit_resample"].update(step_params["fit"])
+        return params
+
+
+def make_pipeline(*steps, memory=None, transform_input=None, verbose=False):
+    """Construct a :class:`Pipeline` from the given estimators, named after their classes.
+
+    Parameters
+    ----------
+    *steps : list of estimators
+        Transformers, samplers (pruners) and a final estimator.
+    memory : None, str or object with the joblib.Memory interface, default=None
+        Caches the fitted transformers of the pipeline.
+    transform_input : list of str, default=None
+        Metadata to transform by the steps before it reaches the final
+        estimator (requires metadata routing).
+    verbose : bool, default=False
+        Print the time each step takes.
+
+    Returns
+    -------
+    Pipeline
+
+    See Also
+    --------
+    Pipeline : the class this builds.
+
+    Examples
+    --------
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from skprune import RandomPruner, make_pipeline
+    >>> make_pipeline(RandomPruner(density=0.5), LogisticRegression())
+    Pipeline(steps=[('randompruner', RandomPruner()),
+                    ('logisticregression', LogisticRegression())])
+    """
+    # imbalanced-learn names the steps; the pipeline is skprune's.
+    named = imblearn_pipeline.make_pipeline(*steps).steps
+    return Pipeline(named, memory=memory, transform_input=transform_input, verbose=verbose)

@@ -61,7 +61,10 @@ class MetriQ(BaseQuota):
           one training per fold.
         - ``(X_val, y_val)``: the model trains on all the data given to
           ``fit_resample`` and is evaluated on this set (the paper uses half
-          of the test set).
+          of the test set). With ``groups``, ``(X_val, y_val, groups_val)``.
+
+        With ``groups`` given to the pruner, the recall of a group is the
+        accuracy on its validation samples, and the weights are per group.
 
     n_runs : int, default=1
         Independent trainings (initialization, shuffling); their class
@@ -104,10 +107,13 @@ class MetriQ(BaseQuota):
         Density weight of every class.
     group_labels_ : ndarray of shape (n_groups,)
         The classes, in the order of ``weights_``.
+    group_recall_ : dict
+        Validation recall of every class (accuracy of every group, with
+        ``groups``), averaged over runs.
     class_recall_ : dict
-        Validation recall of every class, averaged over runs.
+        Same as ``group_recall_``, when the groups are the classes.
     n_validation_ : dict
-        Validation samples of every class (over all folds).
+        Validation samples of every class or group (over all folds).
 
     See Also
     --------
@@ -172,13 +178,13 @@ class MetriQ(BaseQuota):
                 "MetriQ(epoch='best') reads recall after every epoch of a skorch network; "
                 f"{type(estimator).__name__} has no epochs. Use epoch='last'."
             )
-        validation = self._checked_validation()
+        validation = self._checked_validation(context)
         key = None
         if context.data_key is not None and context.cacheable_seed and not _random_splitter(
             validation
         ):
             key = ("MetriQ", estimator, validation, self.n_runs, self.epoch,
-                   context.data_key, context.seed)
+                   context.data_key, context.groups, context.seed)
         result = cached_result(
             context.memory, key,
             lambda: self._measure(estimator, validation, context),
@@ -199,29 +205,38 @@ class MetriQ(BaseQuota):
             )
             recall = np.where(missing, recall[~missing].mean() if (~missing).any() else 0.0,
                               recall)
-        self.class_recall_ = dict(zip(labels.tolist(), recall.tolist()))
+        self.group_recall_ = dict(zip(labels.tolist(), recall.tolist()))
+        if context.groups is None:
+            self.class_recall_ = self.group_recall_
         self.n_validation_ = dict(zip(labels.tolist(), n_validation.astype(int).tolist()))
         weights = error_weights(recall, n_validation, self.error_rate, self.smoothing)
         if missing.any() and self.error_rate == "observed":
             weights[missing] = weights[~missing].mean() if (~missing).any() else 1.0
         return weights
 
-    def _checked_validation(self):
+    def _checked_validation(self, context):
         validation = self.validation
         if not isinstance(validation, tuple):
             return validation
-        if len(validation) != 2:
+        expected = 2 if context.groups is None else 3
+        if len(validation) != expected:
             raise ValueError(
                 "MetriQ validation must be a hold-out fraction, a number of folds, a CV "
-                f"splitter or a pair (X_val, y_val); got a {len(validation)}-tuple."
+                "splitter or " + ("a pair (X_val, y_val)" if expected == 2 else
+                                  "a triple (X_val, y_val, groups_val) when the pruner is "
+                                  "given groups")
+                + f"; got a {len(validation)}-tuple."
             )
-        X_val, y_val = validation
+        X_val, y_val = validation[:2]
         if not hasattr(X_val, "__getitem__") or not hasattr(X_val, "__len__"):
             raise ValueError("MetriQ validation=(X_val, y_val) needs an array-like X_val.")
         if not isinstance(X_val, torch.utils.data.Dataset):
             X_val = check_array(X_val, accept_sparse=["csr", "csc"], allow_nd=True,
                                 dtype="numeric", input_name="X_val")
-        return X_val, column_or_1d(np.asarray(y_val), warn=True)
+        y_val = column_or_1d(np.asarray(y_val), warn=True)
+        if expected == 2:
+            return X_val, y_val
+        return X_val, y_val, column_or_1d(np.asarray(validation[2]), warn=True)
 
     def _measure(self, estimator, validation, context):
         """Validation recall of every class, averaged over runs, and validation counts."""
@@ -231,13 +246,15 @@ class MetriQ(BaseQuota):
         for run_seed in run_seeds(context.seed, self.n_runs):
             correct = np.zeros(labels.shape[0])
             counts = np.zeros(labels.shape[0])
-            for train, X_val, y_val in splits:
+            for train, X_val, y_val, groups_val in splits:
                 X_train = context.X if train is None else take_rows(context.X, train)
                 y_train = context.y if train is None else context.y[train]
                 hits = self._correct(estimator, X_train, y_train, X_val, y_val, run_seed)
-                group = np.searchsorted(labels, y_val)
+                # Validation rows count for their group; one of a group absent
+                # from the pruned data counts for none.
+                group = np.searchsorted(labels, groups_val)
                 known = (group < labels.shape[0]) & (labels[np.minimum(group, labels.size - 1)]
-                                                     == y_val)
+                                                     == groups_val)
                 correct += np.bincount(group[known], weights=hits[known],
                                        minlength=labels.shape[0])
                 counts += np.bincount(group[known], minlength=labels.shape[0])
@@ -293,30 +310,37 @@ class _EpochPredictions(Callback):
 
 
 def _splits(validation, context):
-    """``(train_rows or None, X_val, y_val)`` for every training a measurement needs."""
+    """``(train_rows or None, X_val, y_val, groups_val)`` for every training needed."""
     X, y = context.X, context.y
+    groups = y if context.groups is None else context.groups
     if isinstance(validation, tuple):
-        yield None, validation[0], validation[1]
+        yield None, validation[0], validation[1], validation[-1]
         return
-    n_classes = context.group_labels.shape[0]
+    # Stratified by group, so that every group has validation samples (the
+    # groups are the classes unless the pruner was given groups).
+    n_groups = np.unique(groups).shape[0]
+    kind = "classes" if context.groups is None else "groups"
     if isinstance(validation, numbers.Real) and not isinstance(validation, numbers.Integral):
-        # At least one validation sample per class, or recall is undefined.
-        n_held_out = max(int(np.ceil(validation * len(y))), n_classes)
+        n_held_out = max(int(np.ceil(validation * len(y))), n_groups)
         splitter = StratifiedShuffleSplit(n_splits=1, test_size=n_held_out,
                                           random_state=context.seed)
         try:
-            train, test = next(splitter.split(np.zeros(len(y)), y))
+            train, test = next(splitter.split(np.zeros(len(y)), groups))
         except ValueError as exc:
             raise ValueError(
                 f"MetriQ(validation={validation}) cannot hold out a stratified validation "
-                f"set from {len(y)} samples of {n_classes} classes ({exc}). Use a larger "
+                f"set from {len(y)} samples of {n_groups} {kind} ({exc}). Use a larger "
                 "fraction, an int number of folds, or an explicit (X_val, y_val)."
             ) from None
-        yield train, take_rows(X, test), y[test]
+        yield train, take_rows(X, test), y[test], groups[test]
         return
-    cv = check_cv(validation, y, classifier=True)
-    for train, test in cv.split(np.zeros(len(y)), y):
-        yield train, take_rows(X, test), y[test]
+    if isinstance(validation, numbers.Integral):
+        folds = check_cv(validation, groups, classifier=True).split(np.zeros(len(y)), groups)
+    else:
+        folds = check_cv(validation, y, classifier=True).split(
+            np.zeros(len(y)), y, context.groups)
+    for train, test in folds:
+        yield train, take_rows(X, test), y[test], groups[test]
 
 
 def error_weights(recall, n_validation, error_rate="shrunk", smoothing=0.0):
