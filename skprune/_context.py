@@ -81,6 +81,8 @@ class PruningContext:
         The pruner's estimator.
     owner : str
         Name of the pruner, for messages.
+    verbose : int
+        The pruner's ``verbose``: quotas that train show their progress too.
     """
 
     X: object
@@ -97,6 +99,7 @@ class PruningContext:
     memory: object
     estimator: object
     owner: str
+    verbose: int = 0
 
     @property
     def n_samples(self):

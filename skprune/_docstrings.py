@@ -83,6 +83,19 @@ memory : None, str, path or joblib.Memory, default=None
     caches within this process; a path (or a ``joblib.Memory``'s
     location) shares the cache across processes and runs."""
 
+N_JOBS = """\
+n_jobs : int or None, default=None
+    Query trainings (``n_runs``) run at once, in joblib worker
+    processes; ``None`` means 1, ``-1`` every core. With several CUDA
+    devices visible and the estimator on CUDA, runs take the devices in
+    turn. The scores equal the sequential ones."""
+
+VERBOSE = """\
+verbose : int, default=0
+    0: silent; 1: a progress bar over the query runs, with every epoch's
+    loss; 2: also the query networks' own per-epoch log. Otherwise a
+    query network prints what its estimator's own ``verbose`` says."""
+
 N_RUNS_MEAN = """\
 n_runs : int, default=5
     Independent query networks (initialization and shuffling); their
@@ -119,6 +132,8 @@ PRUNER_BLOCKS = {
     "random_state": RANDOM_STATE,
     "memory": MEMORY,
     "n_runs_mean": N_RUNS_MEAN,
+    "n_jobs": N_JOBS,
+    "verbose": VERBOSE,
     "fitted_attributes": FITTED_ATTRIBUTES,
 }
 

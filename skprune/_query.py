@@ -30,6 +30,7 @@ from ._torch_utils import (
     resolve_device,
     seeded,
 )
+from ._progress import epoch_callbacks, query_net_verbose
 from .exceptions import DegenerateTrainingWarning, TrainingDivergedError
 
 
@@ -153,8 +154,9 @@ def make_query_net(estimator, *, owner, callbacks=(), **params):
     """A fresh clone of a skorch classifier that sees every training sample.
 
     The clone trains with ``train_split=None`` (no internal validation split),
-    prints nothing, runs on the resolved device and is watched by a
-    :class:`QueryTrainingMonitor`. The given ``estimator`` is never modified.
+    keeps the estimator's ``verbose`` (1 when the pruner's ``verbose`` is 2),
+    reports its epochs to the pruner's progress bar, runs on the resolved
+    device and is watched by a :class:`QueryTrainingMonitor`. The given ``estimator`` is never modified.
 
     Parameters
     ----------
@@ -173,10 +175,10 @@ def make_query_net(estimator, *, owner, callbacks=(), **params):
             "callbacks='disable'; turn off single callbacks with callbacks__<name>=None."
         )
     own_callbacks = list(net.callbacks or [])
-    extra = [("skprune_monitor", QueryTrainingMonitor(owner)), *callbacks]
+    extra = [("skprune_monitor", QueryTrainingMonitor(owner)), *callbacks, *epoch_callbacks()]
     net.set_params(
         train_split=None,
-        verbose=0,
+        verbose=query_net_verbose(net.verbose),
         device=resolve_device(net.device),
         callbacks=own_callbacks + extra,
         **params,

@@ -9,6 +9,7 @@ from abc import abstractmethod
 import numpy as np
 import torch
 from imblearn.base import BaseSampler
+from joblib import Parallel, delayed, effective_n_jobs
 from sklearn.base import _fit_context
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.multiclass import type_of_target
@@ -21,8 +22,9 @@ from sklearn.utils.validation import (
 
 from ._context import DataKey, PruningContext
 from ._docstrings import pruner_docstring
-from ._torch_utils import preserved_random_state, run_seeds, take_rows
-from .cache import cached_result
+from ._progress import progress
+from ._torch_utils import preserved_random_state, resolve_device, run_seeds, take_rows
+from .cache import CacheEntry
 from .exceptions import DegenerateTrainingWarning, StarvedGroupWarning
 from .quotas import QUOTAS, BaseQuota, allocate_class_counts, make_quota
 from .selection import SELECTIONS, BaseSelection, make_selection
@@ -56,6 +58,8 @@ class DataPruner(BaseSampler):
     {selection}
     {random_state}
     {memory}
+    {n_jobs}
+    {verbose}
 
     Attributes
     ----------
@@ -89,16 +93,20 @@ class DataPruner(BaseSampler):
         "selection": [StrOptions(set(SELECTIONS)), BaseSelection],
         "random_state": ["random_state"],
         "memory": [None, str, os.PathLike, HasMethods(["cache"])],
+        "n_jobs": [numbers.Integral, None],
+        "verbose": ["verbose"],
     }
 
     def __init__(self, estimator=None, *, density=0.5, quota=None, selection="hardest",
-                 random_state=None, memory=None):
+                 random_state=None, memory=None, n_jobs=None, verbose=0):
         self.estimator = estimator
         self.density = density
         self.quota = quota
         self.selection = selection
         self.random_state = random_state
         self.memory = memory
+        self.n_jobs = n_jobs
+        self.verbose = verbose
 
     @abstractmethod
     def _score_run(self, X, y, seed):
@@ -266,7 +274,7 @@ class DataPruner(BaseSampler):
             group_sizes=group_sizes, n_keep=n_keep, density=self.density, seed=quota_seed,
             key=key if key is not None else DataKey(X, y, owner),
             cacheable_seed=isinstance(self.random_state, numbers.Integral),
-            memory=self.memory, estimator=self.estimator, owner=owner,
+            memory=self.memory, estimator=self.estimator, owner=owner, verbose=self.verbose,
         )
         # A bad selection parameter or schedule fails before any network trains.
         selection = make_selection(self.selection)
@@ -308,7 +316,7 @@ class DataPruner(BaseSampler):
                 setattr(self, f"{kind}_recall_", self.quota_.group_recall_)
 
     def _scores(self, context, seed):
-        """Scores of every row: each run computed (or read from the cache), checked, combined."""
+        """Scores of every row: each run read from the cache or computed, checked, combined."""
         owner = context.owner
         cacheable = self._cache_scores and context.data_key is not None
         score_params = {
@@ -316,23 +324,51 @@ class DataPruner(BaseSampler):
             if name not in NON_SCORE_PARAMS
         }
         n_samples = context.n_samples
-        run_scores = []
-        for run_seed in run_seeds(seed, getattr(self, "n_runs", 1)):
-            key = (type(self), score_params, context.data_key, run_seed) if cacheable else None
-            result = cached_result(
-                self.memory, key,
-                lambda run_seed=run_seed: {
-                    "scores": self._score_run(context.X, context.y, run_seed)
-                },
+        seeds = run_seeds(seed, getattr(self, "n_runs", 1))
+        entries = [
+            CacheEntry(
+                self.memory,
+                (type(self), score_params, context.data_key, run_seed) if cacheable else None,
                 check=lambda result: check_scores(result["scores"], n_samples, owner),
                 what=f"{owner} scores",
             )
+            for run_seed in seeds
+        ]
+        results = [entry.load() for entry in entries]
+        missing = [run for run, result in enumerate(results) if result is None]
+        with progress(len(missing), f"{owner} query runs", self.verbose) as bar:
+            for run, scores in self._compute_runs(context, [seeds[run] for run in missing]):
+                results[missing[run]] = entries[missing[run]].store({"scores": scores})
+                bar.update()
+        run_scores = []
+        for result in results:
             scores = result["scores"].astype(float)
             if self._continuous_scores:
                 _warn_collapsed(scores, owner)
             run_scores.append(scores)
         self.run_scores_ = np.stack(run_scores)
         return self._combine_runs(self.run_scores_)
+
+    def _compute_runs(self, context, seeds):
+        """``(position, scores)`` of every run seed, as the runs finish.
+
+        With ``n_jobs`` other than 1 the runs train in parallel worker
+        processes (joblib), one per CUDA device in turn when the estimator
+        runs on CUDA and several devices are visible. Every run is seeded on
+        its own, so the scores are those of the sequential runs.
+        """
+        n_jobs = 1 if self.n_jobs is None else self.n_jobs
+        if len(seeds) <= 1 or effective_n_jobs(n_jobs) == 1:
+            for position, run_seed in enumerate(seeds):
+                yield position, self._score_run(context.X, context.y, run_seed)
+            return
+        devices = _run_devices(self.estimator, len(seeds))
+        threads = max(1, torch.get_num_threads() // min(effective_n_jobs(n_jobs), len(seeds)))
+        tasks = (delayed(_score_run_in_worker)(self, context.X, context.y, run_seed, device,
+                                               threads)
+                 for run_seed, device in zip(seeds, devices))
+        outputs = Parallel(n_jobs=n_jobs, return_as="generator")(tasks)
+        yield from enumerate(outputs)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -347,6 +383,25 @@ def _num_samples_or_len(obj):
     if isinstance(obj, torch.utils.data.Dataset):
         return len(obj)
     return _num_samples(obj)
+
+
+def _run_devices(estimator, n_runs):
+    """The device of every parallel run: CUDA devices in turn, or ``None`` (unchanged)."""
+    device = getattr(estimator, "device", None)
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if count > 1 and str(resolve_device(device)) == "cuda":
+        return [f"cuda:{run % count}" for run in range(n_runs)]
+    return [None] * n_runs
+
+
+def _score_run_in_worker(pruner, X, y, seed, device, threads):
+    """One run's scores in a worker process, on ``device`` with ``threads`` torch threads."""
+    torch.set_num_threads(threads)
+    if device is not None:
+        # The worker's own copy of the pruner: its estimator may be changed.
+        pruner.estimator.set_params(device=device)
+    with preserved_random_state():
+        return pruner._score_run(X, y, seed)
 
 
 def _check_groups(groups, n_samples):

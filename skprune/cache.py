@@ -272,50 +272,88 @@ def cached_result(memory, key, compute, *, check=None, what="results"):
     -------
     dict of str to ndarray
     """
-    if key is None:
-        return _checked(compute(), check)
-    try:
-        digest = fingerprint((code_versions(), key))
-    except UncacheableError as exc:
-        warnings.warn(f"{what} are not cached: {exc}.", UserWarning, stacklevel=3)
-        return _checked(compute(), check)
-    if memory is None:
-        return _process_lookup(digest, compute, check)
-    location = _location(memory)
-    if location is None:
-        return _checked(compute(), check)
-    path = location / CACHE_FOLDER / f"{digest}.npz"
-    stored = _load(path)
-    if stored is not None:
-        try:
-            return _checked(stored, check)
-        except ValueError as exc:
-            warnings.warn(f"Ignoring the cached {what} in {path}: {exc}. Recomputing.",
-                          UserWarning, stacklevel=3)
-    result = _checked(compute(), check)
-    _store(path, result)
+    entry = CacheEntry(memory, key, check=check, what=what)
+    result = entry.load()
+    if result is None:
+        result = entry.store(compute())
     return result
+
+
+class CacheEntry:
+    """One result's place in the cache: look it up, then store it if missing.
+
+    :func:`cached_result` in two steps, for callers that compute several
+    missing results together (for example in parallel) between the lookups
+    and the stores.
+
+    Parameters
+    ----------
+    memory, key, check, what
+        As in :func:`cached_result`.
+    """
+
+    def __init__(self, memory, key, *, check=None, what="results"):
+        self.check = check
+        self.what = what
+        self.digest = self.path = None
+        self.memory = memory
+        if key is None:
+            return
+        try:
+            self.digest = fingerprint((code_versions(), key))
+        except UncacheableError as exc:
+            warnings.warn(f"{what} are not cached: {exc}.", UserWarning, stacklevel=3)
+            return
+        if memory is not None:
+            location = _location(memory)
+            if location is None:
+                self.digest = None
+            else:
+                self.path = location / CACHE_FOLDER / f"{self.digest}.npz"
+
+    def load(self):
+        """The stored result, checked, or ``None`` on a miss."""
+        if self.digest is None:
+            return None
+        if self.path is None:
+            with _process_cache_lock:
+                stored = _process_cache.get(self.digest)
+                if stored is not None:
+                    _process_cache.move_to_end(self.digest)
+            return None if stored is None else {name: value.copy()
+                                                for name, value in stored.items()}
+        stored = _load(self.path)
+        if stored is None:
+            return None
+        try:
+            return _checked(stored, self.check)
+        except ValueError as exc:
+            warnings.warn(f"Ignoring the cached {self.what} in {self.path}: {exc}. "
+                          "Recomputing.", UserWarning, stacklevel=3)
+            return None
+
+    def store(self, result):
+        """Check a computed result, store it (unless uncacheable) and return it."""
+        result = _checked(result, self.check)
+        if self.digest is None:
+            return result
+        if self.path is not None:
+            _store(self.path, result)
+            return result
+        with _process_cache_lock:
+            self._remember(result)
+        return result
+
+    def _remember(self, result):
+        _process_cache[self.digest] = {name: value.copy() for name, value in result.items()}
+        while len(_process_cache) > PROCESS_CACHE_SIZE:
+            _process_cache.popitem(last=False)
 
 
 def _checked(result, check):
     result = {name: np.asarray(value) for name, value in result.items()}
     if check is not None:
         check(result)
-    return result
-
-
-def _process_lookup(digest, compute, check):
-    with _process_cache_lock:
-        stored = _process_cache.get(digest)
-        if stored is not None:
-            _process_cache.move_to_end(digest)
-    if stored is not None:
-        return {name: value.copy() for name, value in stored.items()}
-    result = _checked(compute(), check)
-    with _process_cache_lock:
-        _process_cache[digest] = {name: value.copy() for name, value in result.items()}
-        while len(_process_cache) > PROCESS_CACHE_SIZE:
-            _process_cache.popitem(last=False)
     return result
 
 

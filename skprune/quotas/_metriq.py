@@ -11,6 +11,7 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_array, column_or_1d
 from skorch.callbacks import Callback
 
+from .._progress import progress
 from .._query import is_skorch_classifier, predict_classes, train_query_net
 from .._torch_utils import run_seeds, seeded, take_rows
 from ..cache import cached_result
@@ -243,25 +244,32 @@ class MetriQ(BaseQuota):
         labels = context.group_labels
         splits = list(_splits(validation, context))
         recalls, n_validation = [], None
-        for run_seed in run_seeds(context.seed, self.n_runs):
-            correct = np.zeros(labels.shape[0])
-            counts = np.zeros(labels.shape[0])
-            for train, X_val, y_val, groups_val in splits:
-                X_train = context.X if train is None else take_rows(context.X, train)
-                y_train = context.y if train is None else context.y[train]
-                hits = self._correct(estimator, X_train, y_train, X_val, y_val, run_seed)
-                # Validation rows count for their group; one of a group absent
-                # from the pruned data counts for none.
-                group = np.searchsorted(labels, groups_val)
-                known = (group < labels.shape[0]) & (labels[np.minimum(group, labels.size - 1)]
-                                                     == groups_val)
-                correct += np.bincount(group[known], weights=hits[known],
-                                       minlength=labels.shape[0])
-                counts += np.bincount(group[known], minlength=labels.shape[0])
-            recalls.append(np.divide(correct, counts, out=np.zeros_like(correct),
-                                     where=counts > 0))
-            n_validation = counts
+        with progress(self.n_runs * len(splits), "MetriQ query runs", context.verbose) as bar:
+            for run_seed in run_seeds(context.seed, self.n_runs):
+                recall, n_validation = self._measure_run(estimator, splits, labels, context,
+                                                         run_seed, bar)
+                recalls.append(recall)
         return {"recall": np.mean(recalls, axis=0), "n_validation": n_validation}
+
+    def _measure_run(self, estimator, splits, labels, context, run_seed, bar):
+        """Recall of every group over the validation sets of one run, and their sizes."""
+        correct = np.zeros(labels.shape[0])
+        counts = np.zeros(labels.shape[0])
+        for train, X_val, y_val, groups_val in splits:
+            X_train = context.X if train is None else take_rows(context.X, train)
+            y_train = context.y if train is None else context.y[train]
+            hits = self._correct(estimator, X_train, y_train, X_val, y_val, run_seed)
+            # Validation rows count for their group; one of a group absent
+            # from the pruned data counts for none.
+            group = np.searchsorted(labels, groups_val)
+            known = (group < labels.shape[0]) & (labels[np.minimum(group, labels.size - 1)]
+                                                 == groups_val)
+            correct += np.bincount(group[known], weights=hits[known],
+                                   minlength=labels.shape[0])
+            counts += np.bincount(group[known], minlength=labels.shape[0])
+            bar.update()
+        recall = np.divide(correct, counts, out=np.zeros_like(correct), where=counts > 0)
+        return recall, counts
 
     def _correct(self, estimator, X_train, y_train, X_val, y_val, seed):
         """Whether each validation row is predicted correctly by a model trained under ``seed``."""

@@ -32,6 +32,8 @@ class AUMPruner(TrainingDynamicsPruner):
         Independent query trainings; their scores are averaged.
     {random_state}
     {memory}
+    {n_jobs}
+    {verbose}
 
     Attributes
     ----------

@@ -93,6 +93,8 @@ class CoreSetPruner(QueryNetPruner):
         Independent query networks; their scores are averaged.
     {random_state}
     {memory}
+    {n_jobs}
+    {verbose}
 
     Attributes
     ----------
@@ -141,10 +143,12 @@ class CoreSetPruner(QueryNetPruner):
     def __init__(
         self, estimator=None, *, density=0.5, quota=None, selection="hardest", scope="class",
         epochs=None, n_runs=1, random_state=None, memory=None,
+        n_jobs=None, verbose=0,
     ):
         super().__init__(
             estimator, density=density, quota=quota, selection=selection, epochs=epochs,
-            n_runs=n_runs, random_state=random_state, memory=memory,
+            n_runs=n_runs, random_state=random_state, memory=memory, n_jobs=n_jobs,
+            verbose=verbose,
         )
         self.scope = scope
 

@@ -52,6 +52,8 @@ class DynamicUncertaintyPruner(TrainingDynamicsPruner):
         shuffling); their scores are averaged.
     {random_state}
     {memory}
+    {n_jobs}
+    {verbose}
 
     Attributes
     ----------
@@ -109,10 +111,12 @@ class DynamicUncertaintyPruner(TrainingDynamicsPruner):
     def __init__(
         self, estimator=None, *, density=0.5, quota=None, selection="hardest", window=10,
         windows="all", record="train", n_runs=1, random_state=None, memory=None,
+        n_jobs=None, verbose=0,
     ):
         super().__init__(
             estimator, density=density, quota=quota, selection=selection, n_runs=n_runs,
-            random_state=random_state, memory=memory,
+            random_state=random_state, memory=memory, n_jobs=n_jobs,
+            verbose=verbose,
         )
         self.window = window
         self.windows = windows

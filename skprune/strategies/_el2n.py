@@ -41,6 +41,8 @@ class EL2NPruner(QueryNetPruner):
     {n_runs_mean}
     {random_state}
     {memory}
+    {n_jobs}
+    {verbose}
 
     Attributes
     ----------

@@ -42,6 +42,8 @@ class ForgettingPruner(TrainingDynamicsPruner):
         DRoP authors' code counts it.
     {random_state}
     {memory}
+    {n_jobs}
+    {verbose}
 
     Attributes
     ----------
@@ -91,10 +93,12 @@ class ForgettingPruner(TrainingDynamicsPruner):
     def __init__(
         self, estimator=None, *, density=0.5, quota=None, selection="hardest", n_runs=1,
         never_learned="presentations", random_state=None, memory=None,
+        n_jobs=None, verbose=0,
     ):
         super().__init__(
             estimator, density=density, quota=quota, selection=selection, n_runs=n_runs,
-            random_state=random_state, memory=memory,
+            random_state=random_state, memory=memory, n_jobs=n_jobs,
+            verbose=verbose,
         )
         self.never_learned = never_learned
 

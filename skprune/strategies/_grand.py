@@ -49,6 +49,8 @@ class GraNdPruner(QueryNetPruner):
         onehot(y)`` for logits), so the score is ``|g| sqrt(|h|^2 + 1)``.
     {random_state}
     {memory}
+    {n_jobs}
+    {verbose}
 
     Attributes
     ----------
@@ -97,10 +99,12 @@ class GraNdPruner(QueryNetPruner):
     def __init__(
         self, estimator=None, *, density=0.5, quota=None, selection="hardest", epochs=None,
         n_runs=5, layers="all", random_state=None, memory=None,
+        n_jobs=None, verbose=0,
     ):
         super().__init__(
             estimator, density=density, quota=quota, selection=selection, epochs=epochs,
-            n_runs=n_runs, random_state=random_state, memory=memory,
+            n_runs=n_runs, random_state=random_state, memory=memory, n_jobs=n_jobs,
+            verbose=verbose,
         )
         self.layers = layers
 

@@ -39,10 +39,12 @@ class QueryNetPruner(DataPruner):
     def __init__(
         self, estimator=None, *, density=0.5, quota=None, selection="hardest", epochs=None,
         n_runs=5, random_state=None, memory=None,
+        n_jobs=None, verbose=0,
     ):
         super().__init__(
             estimator, density=density, quota=quota, selection=selection,
-            random_state=random_state, memory=memory,
+            random_state=random_state, memory=memory, n_jobs=n_jobs,
+            verbose=verbose,
         )
         self.epochs = epochs
         self.n_runs = n_runs

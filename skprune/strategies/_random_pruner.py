@@ -29,6 +29,8 @@ class RandomPruner(DataPruner):
     memory : None, str, path or joblib.Memory, default=None
         Cache for MetriQ recalls (random scores are not cached: drawing
         them is cheaper than looking them up).
+    {n_jobs}
+    {verbose}
 
     Attributes
     ----------

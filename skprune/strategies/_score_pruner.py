@@ -33,6 +33,8 @@ class ScorePruner(DataPruner):
     {random_state}
     memory : None, str, path or joblib.Memory, default=None
         Cache for MetriQ recalls (given scores are never cached).
+    {n_jobs}
+    {verbose}
 
     Attributes
     ----------
@@ -65,9 +67,11 @@ class ScorePruner(DataPruner):
     }
 
     def __init__(self, scores=None, estimator=None, *, density=0.5, quota=None,
-                 selection="hardest", random_state=None, memory=None):
+                 selection="hardest", random_state=None, memory=None, n_jobs=None,
+                 verbose=0):
         super().__init__(estimator, density=density, quota=quota, selection=selection,
-                         random_state=random_state, memory=memory)
+                         random_state=random_state, memory=memory, n_jobs=n_jobs,
+                         verbose=verbose)
         self.scores = scores
 
     def _score_run(self, X, y, seed):

@@ -29,10 +29,12 @@ class TrainingDynamicsPruner(DataPruner):
     def __init__(
         self, estimator=None, *, density=0.5, quota=None, selection="hardest", n_runs=1,
         random_state=None, memory=None,
+        n_jobs=None, verbose=0,
     ):
         super().__init__(
             estimator, density=density, quota=quota, selection=selection,
-            random_state=random_state, memory=memory,
+            random_state=random_state, memory=memory, n_jobs=n_jobs,
+            verbose=verbose,
         )
         self.n_runs = n_runs
 

@@ -42,6 +42,8 @@ class UncertaintyPruner(QueryNetPruner):
         Independent query networks; their scores are averaged.
     {random_state}
     {memory}
+    {n_jobs}
+    {verbose}
 
     Attributes
     ----------
@@ -86,10 +88,12 @@ class UncertaintyPruner(QueryNetPruner):
     def __init__(
         self, estimator=None, *, density=0.5, quota=None, selection="hardest",
         measure="least_confidence", epochs=None, n_runs=1, random_state=None, memory=None,
+        n_jobs=None, verbose=0,
     ):
         super().__init__(
             estimator, density=density, quota=quota, selection=selection, epochs=epochs,
-            n_runs=n_runs, random_state=random_state, memory=memory,
+            n_runs=n_runs, random_state=random_state, memory=memory, n_jobs=n_jobs,
+            verbose=verbose,
         )
         self.measure = measure
 
