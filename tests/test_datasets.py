@@ -455,7 +455,8 @@ def test_tiny_imagenet_corrupted(tmp_path, damage):
 
 
 def test_registry(tmp_path):
-    assert set(DATASETS) == {"digits", "fashion-mnist", "cifar10", "cifar100", "tiny-imagenet"}
+    assert set(DATASETS) == {"digits", "fashion-mnist", "cifar10", "cifar100", "tiny-imagenet",
+                             "spurious-fashion-mnist"}
     assert load_dataset("digits").X_train.shape[1:] == (1, 8, 8)
     write_cifar(tmp_path, "cifar10")
     assert load_dataset("cifar10", root=tmp_path).name == "cifar10"

@@ -3,12 +3,14 @@
 from ._cifar import load_cifar10, load_cifar100
 from ._digits import load_digits_images
 from ._fashion_mnist import load_fashion_mnist
+from ._spurious import load_spurious_fashion_mnist
 from ._tiny_imagenet import load_tiny_imagenet
 
 #: Dataset name -> loader.
 DATASETS = {
     "digits": load_digits_images,
     "fashion-mnist": load_fashion_mnist,
+    "spurious-fashion-mnist": load_spurious_fashion_mnist,
     "cifar10": load_cifar10,
     "cifar100": load_cifar100,
     "tiny-imagenet": load_tiny_imagenet,
@@ -20,8 +22,11 @@ def load_dataset(name, root=None):
 
     Parameters
     ----------
-    name : {"digits", "fashion-mnist", "cifar10", "cifar100", "tiny-imagenet"}
-        A key of :data:`DATASETS`.
+    name : str
+        A key of :data:`DATASETS`: ``"digits"``, ``"fashion-mnist"``,
+        ``"spurious-fashion-mnist"``, ``"cifar10"``, ``"cifar100"`` or
+        ``"tiny-imagenet"``. ``"spurious-fashion-mnist"`` is
+        :func:`load_spurious_fashion_mnist` with its defaults.
     root : str or path-like, default=None
         Directory holding the dataset's files; see each loader for where
         ``None`` looks. Ignored by ``"digits"``, which ships with
@@ -32,7 +37,8 @@ def load_dataset(name, root=None):
     data : sklearn.utils.Bunch
         ``X_train``, ``y_train``, ``X_test``, ``y_test`` (``float32`` NCHW
         images in [0, 1] and ``int64`` labels), ``class_names``, ``name``
-        and ``DESCR``.
+        and ``DESCR``. ``"spurious-fashion-mnist"`` adds its attributes and
+        groups (``attribute_train``, ``groups_train``, ``group_names``, ...).
 
     Examples
     --------
