@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from sklearn.base import clone
 
-from skprune import MetriQ, class_recall_report, make_pipeline
+from skprune import MetriQ, class_recall_report, group_recall_report, make_pipeline
 from skprune._query import is_skorch_classifier
 from skprune._torch_utils import seeded
 from skprune.models import MODELS, make_net
@@ -73,7 +73,8 @@ class PrunerFactory:
     net : skorch.NeuralNetClassifier
         The benchmark's network (:func:`make_base_net`).
     validation : tuple
-        ``(X_val, y_val)`` on which MetriQ measures class recall.
+        ``(X_val, y_val)`` on which MetriQ measures class recall, or
+        ``(X_val, y_val, groups_val)`` for data with groups.
     """
 
     def __init__(self, config, net, validation):
@@ -103,12 +104,17 @@ class PrunerFactory:
         own.setdefault("selection", self.config.selection)
         return entry.pruner_class()(net, **{**own, **params})
 
-    def metriq(self, name):
-        """The MetriQ quota of strategy ``name`` (``"-"``: of Random+MetriQ)."""
+    def metriq(self, name, groups=False):
+        """The MetriQ quota of strategy ``name`` (``"-"``: of Random+MetriQ).
+
+        With ``groups=True`` it measures group accuracy, for a pruner fitted
+        with the data's groups.
+        """
+        validation = self.validation if groups else self.validation[:2]
         if self.config.query_protocol != "drop":
-            return MetriQ(self.net, validation=self.validation)
+            return MetriQ(self.net, validation=validation)
         query, n_runs = self.metriq_source(name)
-        return MetriQ(self.query_net(query), validation=self.validation, n_runs=n_runs,
+        return MetriQ(self.query_net(query), validation=validation, n_runs=n_runs,
                       epoch="best", error_rate="observed")
 
     def metriq_source(self, name):
@@ -170,7 +176,8 @@ def shared_computations(factory, cell):
         source = factory.metriq_source(cell.strategy)
         sharing = [NO_STRATEGY, *factory.config.strategies]
         first = next(name for name in sharing if factory.metriq_source(name) == source)
-        computations.append(("metriq", first, cell.seed))
+        kind = "group-metriq" if protocol.uses_groups else "metriq"
+        computations.append((kind, first, cell.seed))
     return computations
 
 
@@ -185,7 +192,7 @@ def warm_cache(settings, kind, strategy_name, seed, cache_dir, torch_threads=Non
     ----------
     settings : dict
         :meth:`BenchmarkConfig.to_dict` of the run.
-    kind : {"scores", "metriq"}
+    kind : {"scores", "metriq", "group-metriq"}
     strategy_name : str
     seed : int
     cache_dir : str
@@ -193,13 +200,17 @@ def warm_cache(settings, kind, strategy_name, seed, cache_dir, torch_threads=Non
         Threads torch may use in this worker; ``None`` leaves it unchanged.
     """
     config, data, factory, _ = cell_inputs(settings, seed, torch_threads)
+    groups = None
     if kind == "scores":
         pruner = factory.strategy(strategy_name, density=1.0, random_state=seed,
                                   memory=cache_dir)
     else:
-        pruner = factory.random(density=1.0, quota=factory.metriq(strategy_name),
-                                random_state=seed, memory=cache_dir)
-    pruner.fit_resample(data.X_train, data.y_train)
+        groups = data.groups_train if kind == "group-metriq" else None
+        pruner = factory.random(
+            density=1.0, quota=factory.metriq(strategy_name, groups=groups is not None),
+            random_state=seed, memory=cache_dir,
+        )
+    pruner.fit_resample(data.X_train, data.y_train, groups=groups)
 
 
 def run_cell(settings, cell, cache_dir, fingerprint, torch_threads=None):
@@ -233,15 +244,20 @@ def run_cell(settings, cell, cache_dir, fingerprint, torch_threads=None):
                             seed=cell.seed, memory=cache_dir)
     model = final_net if pruner is None else make_pipeline(pruner, final_net)
 
+    fit_params = {}
+    if pruner is not None and PROTOCOLS[cell.protocol].uses_groups:
+        fit_params[f"{model.steps[0][0]}__groups"] = data.groups_train
+
     start = time.perf_counter()
     # The final network's initialization and shuffling must not depend on
     # what ran before in this worker, or a resumed run would differ.
     with seeded(cell.seed):
-        model.fit(data.X_train, data.y_train)
+        model.fit(data.X_train, data.y_train, **fit_params)
     fit_seconds = time.perf_counter() - start
 
-    X_eval, y_eval = evaluation
-    report = class_recall_report(y_eval, model.predict(X_eval), labels=data.classes)
+    X_eval, y_eval, *groups_eval = evaluation
+    y_pred = model.predict(X_eval)
+    report = class_recall_report(y_eval, y_pred, labels=data.classes)
     names = class_names(data)
     if pruner is None:
         labels, kept = np.unique(data.y_train, return_counts=True)
@@ -249,7 +265,7 @@ def run_cell(settings, cell, cache_dir, fingerprint, torch_threads=None):
     else:
         class_counts = pruner.class_counts_
     validation_recall = getattr(pruner, "class_recall_", None)
-    return {
+    row = {
         "protocol": cell.protocol,
         "strategy": cell.strategy,
         "method": method_label(cell.protocol, cell.strategy),
@@ -275,6 +291,42 @@ def run_cell(settings, cell, cache_dir, fingerprint, torch_threads=None):
         "fit_seconds": round(fit_seconds, 3),
         "config": fingerprint,
     }
+    if groups_eval:
+        row.update(group_fields(data, y_eval, y_pred, groups_eval[0], pruner))
+    return row
+
+
+def group_fields(data, y_true, y_pred, groups, pruner):
+    """A row's group metrics: worst-group accuracy, gap, per-group accuracy and counts."""
+    names = group_names(data)
+    report = group_recall_report(y_true, y_pred, groups)
+    if pruner is None:
+        labels, kept = np.unique(data.groups_train, return_counts=True)
+    else:
+        kept_groups = data.groups_train[pruner.sample_indices_]
+        labels = np.unique(data.groups_train)
+        kept = np.array([np.count_nonzero(kept_groups == label) for label in labels])
+    validation_recall = getattr(pruner, "group_recall_", None)
+    return {
+        "validation_group_recall": (
+            None if validation_recall is None
+            else {names[label]: value for label, value in validation_recall.items()}
+        ),
+        "worst_group_accuracy": report["worst"],
+        "group_accuracy_gap": report["gap"],
+        "mean_group_accuracy": report["mean"],
+        "group_recall": {names[label]: value for label, value in report["group_recall"].items()},
+        "group_counts": {names[label]: int(count) for label, count in zip(labels.tolist(), kept)},
+    }
+
+
+def group_names(data):
+    """Group label -> name, from the data's ``group_names`` where it has them."""
+    labels = np.unique(np.concatenate([data.groups_train, data.groups_test])).tolist()
+    names = getattr(data, "group_names", None)
+    if names is not None and len(names) == len(labels):
+        return {label: str(name) for label, name in zip(labels, names)}
+    return {label: str(label) for label in labels}
 
 
 def method_label(protocol, strategy_name):
@@ -290,9 +342,12 @@ def cell_inputs(settings, seed, torch_threads=None):
         torch.set_num_threads(torch_threads)
     config = BenchmarkConfig(**settings)
     data = load_benchmark_data(config.dataset, config.data_root, config.n_train)
-    validation_rows, evaluation_rows = split_test_set(data.y_test, seed, config.test_split)
-    validation = (data.X_test[validation_rows], data.y_test[validation_rows])
-    evaluation = (data.X_test[evaluation_rows], data.y_test[evaluation_rows])
+    groups = data.get("groups_test")
+    validation_rows, evaluation_rows = split_test_set(data.y_test, seed, config.test_split,
+                                                      groups)
+    parts = [data.X_test, data.y_test] + ([] if groups is None else [groups])
+    validation = tuple(part[validation_rows] for part in parts)
+    evaluation = tuple(part[evaluation_rows] for part in parts)
     factory = PrunerFactory(config, make_base_net(config, data), validation)
     return config, data, factory, evaluation
 

@@ -59,17 +59,30 @@ def load_benchmark_data(dataset, data_root=None, n_train=None):
             f"Use --n-train {n_classes} or more."
         )
     if n_train is not None and n_train < len(data.y_train):
+        # Stratified by group where the data has groups, so that a small
+        # minority group is not left out.
         kept, _ = train_test_split(
             np.arange(len(data.y_train)), train_size=n_train,
-            stratify=data.y_train, random_state=0,
+            stratify=data.get("groups_train", data.y_train), random_state=0,
         )
         kept = np.sort(kept)
-        data.X_train, data.y_train = data.X_train[kept], data.y_train[kept]
+        for name in ("X_train", "y_train", "groups_train", "attribute_train"):
+            if name in data:
+                data[name] = data[name][kept]
     data.classes = np.unique(np.concatenate([data.y_train, data.y_test]))
+    if "groups_train" in data:
+        for part in ("train", "test"):
+            groups = np.asarray(data.get(f"groups_{part}", ())).reshape(-1)
+            if groups.shape[0] != len(data[f"y_{part}"]):
+                raise InvalidConfigError(
+                    f"--dataset {dataset}: groups_{part} must give one group per row of "
+                    f"y_{part} (a dataset with groups_train needs groups_test too)."
+                )
+            data[f"groups_{part}"] = groups
     return data
 
 
-def split_test_set(y_test, seed, how="stratified"):
+def split_test_set(y_test, seed, how="stratified", groups=None):
     """Split the test set in halves, per class: MetriQ validation and evaluation.
 
     MetriQ measures class recall on one half; every cell's metrics come from
@@ -84,19 +97,32 @@ def split_test_set(y_test, seed, how="stratified"):
         every seed, like everything else a seed controls. ``"ordered"``: the
         first half of every class (rounded down) in dataset order, whatever
         the seed, as the DRoP authors split.
+    groups : ndarray of shape (n_test,), default=None
+        Halve every group instead of every class.
 
     Returns
     -------
     validation, evaluation : ndarray of int
         Sorted row positions of the two halves.
     """
+    strata = y_test if groups is None else groups
     if how == "ordered":
         validation = np.concatenate([
             rows[: len(rows) // 2]
-            for rows in (np.flatnonzero(y_test == label) for label in np.unique(y_test))
+            for rows in (np.flatnonzero(strata == label) for label in np.unique(strata))
         ])
         evaluation = np.setdiff1d(np.arange(len(y_test)), validation)
         return np.sort(validation), evaluation
+    if groups is not None:
+        # Groups can be tiny (a minority group of one row): every group
+        # gives half its rows, rounded down, to validation.
+        rng = np.random.RandomState(seed)
+        validation = np.concatenate([
+            rows[: len(rows) // 2]
+            for rows in (rng.permutation(np.flatnonzero(groups == label))
+                         for label in np.unique(groups))
+        ])
+        return np.sort(validation), np.setdiff1d(np.arange(len(y_test)), validation)
     validation, evaluation = train_test_split(
         np.arange(len(y_test)), test_size=0.5, stratify=y_test, random_state=seed
     )

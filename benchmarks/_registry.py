@@ -124,8 +124,13 @@ class Protocol:
     random_equivalent : str
         The protocol it equals with random scores (strategy ``"random"``
         runs as that one, never twice).
-    linestyle, marker : str
-        Its line in every figure.
+    linestyle : str or tuple
+        Its line style in every figure (a matplotlib style).
+    marker : str
+        Its marker in every figure.
+    uses_groups : bool, default=False
+        Whether its pruner is fitted with the data's groups (quotas over
+        groups, for data that has them).
     """
 
     name: str
@@ -135,6 +140,7 @@ class Protocol:
     random_equivalent: str
     linestyle: str = "-"
     marker: str = "o"
+    uses_groups: bool = False
 
     def label(self, strategy_name):
         """How the method is named in tables and legends, e.g. ``"EL2N+MetriQ"``."""
@@ -161,6 +167,14 @@ PROTOCOLS = {
                  lambda factory, strategy, **common: factory.strategy(
                      strategy, quota=factory.metriq(strategy), **common),
                  True, True, "Random+MetriQ", "--", "^"),
+        Protocol("Random+GroupMetriQ",
+                 lambda factory, strategy, **common: factory.random(
+                     quota=factory.metriq(NO_STRATEGY, groups=True), **common),
+                 False, True, "Random+GroupMetriQ", (0, (5, 1)), "D", uses_groups=True),
+        Protocol("Strategy+GroupMetriQ",
+                 lambda factory, strategy, **common: factory.strategy(
+                     strategy, quota=factory.metriq(strategy, groups=True), **common),
+                 True, True, "Random+GroupMetriQ", (0, (5, 1)), "D", uses_groups=True),
         Protocol("Random+StrategyQ",
                  lambda factory, strategy, **common: factory.random(
                      quota=skprune.StrategyQ(factory.strategy(
@@ -171,8 +185,10 @@ PROTOCOLS = {
     )
 }
 
-#: Every protocol, in the order of tables and legends.
-ALL_PROTOCOLS = list(PROTOCOLS)
+#: The protocols of the paper: class quotas, for any data.
+ALL_PROTOCOLS = [name for name, entry in PROTOCOLS.items() if not entry.uses_groups]
+#: Protocols with quotas over groups, for data with groups (class x attribute).
+GROUP_PROTOCOLS = [name for name, entry in PROTOCOLS.items() if entry.uses_groups]
 #: Every built-in strategy.
 ALL_STRATEGIES = list(STRATEGIES)
 

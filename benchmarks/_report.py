@@ -13,7 +13,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from ._files import atomic_path, make_directory, write_text_atomic
-from ._registry import ALL_PROTOCOLS, FULL, NO_STRATEGY, PROTOCOLS, STRATEGIES, strategy
+from ._registry import FULL, NO_STRATEGY, PROTOCOLS, STRATEGIES, strategy
 
 #: Metric column -> display name, in the order of the paper's panels.
 METRICS = {
@@ -22,11 +22,27 @@ METRICS = {
     "recall_gap": "Best-worst recall gap",
     "recall_std": "Std of class recall",
 }
+#: Group metrics, in rows of data with groups.
+GROUP_METRICS = {
+    "worst_group_accuracy": "Worst-group accuracy",
+    "group_accuracy_gap": "Best-worst group accuracy gap",
+}
+#: Protocols in the order of tables and legends.
+PROTOCOL_ORDER = list(PROTOCOLS)
 #: Metrics where lower is better (the best entry of a column is its minimum).
-LOWER_IS_BETTER = ("recall_gap", "recall_std")
+LOWER_IS_BETTER = ("recall_gap", "recall_std", "group_accuracy_gap")
 #: Figure formats: raster for a README, vector for a paper.
 FIGURE_FORMATS = ("png", "pdf", "svg")
 _GROUP = ["method", "protocol", "strategy", "density"]
+
+
+def metrics_of(rows):
+    """The metrics every row has: :data:`METRICS`, and :data:`GROUP_METRICS` with groups."""
+    rows = list(rows)
+    metrics = dict(METRICS)
+    if rows and all(name in row for row in rows for name in GROUP_METRICS):
+        metrics.update(GROUP_METRICS)
+    return metrics
 
 
 def summarize(rows):
@@ -43,8 +59,10 @@ def summarize(rows):
         Columns ``method, protocol, strategy, density, metric, mean, min,
         max, n_seeds``, methods in display order.
     """
-    cells = pd.DataFrame(list(rows))
-    long = cells.melt(id_vars=_GROUP + ["seed"], value_vars=list(METRICS), var_name="metric")
+    rows = list(rows)
+    cells = pd.DataFrame(rows)
+    long = cells.melt(id_vars=_GROUP + ["seed"], value_vars=list(metrics_of(rows)),
+                      var_name="metric")
     summary = (
         long.groupby(_GROUP + ["metric"], sort=False)["value"]
         .agg(mean="mean", min="min", max="max", n_seeds="count")
@@ -184,7 +202,7 @@ def write_tables(rows, out_dir):
     summary = summarize(rows)
     note = underfit_note(rows)
     paths = []
-    for metric, title in METRICS.items():
+    for metric, title in metrics_of(rows).items():
         part = summary[summary["metric"] == metric].drop(columns="metric")
         paths.append(_write_csv(part, tables / f"{metric}.csv"))
         table = display_table(summary, metric)
@@ -278,13 +296,15 @@ def _plot(summary, methods, stem, title):
     Lines are shifted sideways by a fraction of the smallest density step,
     so that methods with equal results stay visible.
     """
-    figure = Figure(figsize=(4.2 * len(METRICS), 4.2), layout="constrained")
-    axes = figure.subplots(1, len(METRICS))
+    panels = {metric: title for metric, title in {**METRICS, **GROUP_METRICS}.items()
+              if metric in set(summary["metric"])}
+    figure = Figure(figsize=(4.2 * len(panels), 4.2), layout="constrained")
+    axes = figure.subplots(1, len(panels))
     full = summary[summary["protocol"] == FULL]
     densities = sorted(summary.loc[summary["protocol"] != FULL, "density"].unique())
     step = min((b - a for a, b in zip(densities, densities[1:])), default=0.1)
     offsets = (pd.RangeIndex(len(methods)) - (len(methods) - 1) / 2) * 0.04 * step
-    for axis, (metric, label) in zip(axes, METRICS.items()):
+    for axis, (metric, label) in zip(axes, panels.items()):
         part = summary[summary["metric"] == metric]
         for offset, record in zip(offsets, methods.itertuples(index=False)):
             style = method_style(record.protocol, record.strategy)
@@ -343,8 +363,8 @@ def _method_rank(protocol, strategy_name, strategies):
     if protocol == FULL:
         return (0, 0, 0)
     if strategy_name == NO_STRATEGY:
-        return (1, 0, ALL_PROTOCOLS.index(protocol))
-    return (2, strategies.index(strategy_name), ALL_PROTOCOLS.index(protocol))
+        return (1, 0, PROTOCOL_ORDER.index(protocol))
+    return (2, strategies.index(strategy_name), PROTOCOL_ORDER.index(protocol))
 
 
 def _in_display_order(frame):

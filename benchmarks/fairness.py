@@ -68,10 +68,10 @@ from ._config import (
 )
 from ._data import load_benchmark_data
 from ._files import atomic_path, make_directory, os_error_message
-from ._registry import ALL_PROTOCOLS, FULL, NO_STRATEGY, PROTOCOLS, STRATEGIES
+from ._registry import ALL_PROTOCOLS, FULL, GROUP_PROTOCOLS, PROTOCOLS, STRATEGIES
 from ._report import (
-    METRICS,
     display_table,
+    metrics_of,
     summarize,
     to_markdown,
     underfit_note,
@@ -124,6 +124,7 @@ def run_benchmark(config, out_dir, *, n_jobs=1, backend="loky", scheduler=None,
     out_dir = Path(out_dir)
     data = load_benchmark_data(config.dataset, config.data_root, config.n_train)
     _check_densities(config, data)
+    _check_groups(config, data)
     check_pruners(config)
     cells = config.cells()
     with ResultStore(out_dir, config) as store:
@@ -142,6 +143,16 @@ def run_benchmark(config, out_dir, *, n_jobs=1, backend="loky", scheduler=None,
     paths = write_report(rows, out_dir)
     paths["scores"] = write_scores(config, out_dir) if export_scores else []
     return {"rows": rows, **paths}
+
+
+def _check_groups(config, data):
+    grouped = [name for name in config.protocols if PROTOCOLS[name].uses_groups]
+    if grouped and "groups_train" not in data:
+        raise InvalidConfigError(
+            f"Protocols {grouped} prune by group, but {config.dataset!r} has no groups. Use "
+            "a dataset with groups_train and groups_test (e.g. spurious-fashion-mnist, or "
+            "your own .npz), or drop them from --protocols."
+        )
 
 
 def check_pruners(config):
@@ -423,8 +434,9 @@ def build_parser():
                         "(stratified) or in dataset order (ordered, the DRoP authors')")
     parser.add_argument("--epochs-rounding", choices=EPOCH_ROUNDINGS,
                         help="round the corrected epochs (default) or floor them (DRoP)")
-    parser.add_argument("--protocols", nargs="+", choices=ALL_PROTOCOLS, metavar="PROTOCOL",
-                        help=f"of {', '.join(ALL_PROTOCOLS)}")
+    parser.add_argument("--protocols", nargs="+", choices=list(PROTOCOLS), metavar="PROTOCOL",
+                        help=f"of {', '.join(ALL_PROTOCOLS)}; with groups in the data also "
+                        f"{', '.join(GROUP_PROTOCOLS)}")
     parser.add_argument("--densities", nargs="+", type=_density, metavar="DENSITY",
                         help="fractions of the training set kept, in (0, 1]")
     parser.add_argument("--seeds", nargs="+", type=int, metavar="SEED",
@@ -613,7 +625,7 @@ def main(argv=None):
         return 128 + signal.SIGTERM
 
     summary = summarize(result["rows"])
-    for metric, title in METRICS.items():
+    for metric, title in metrics_of(result["rows"]).items():
         print(f"\n{title} (mean over seeds [min, max]) by density:\n")
         print(to_markdown(display_table(summary, metric)))
     note = underfit_note(result["rows"])

@@ -78,6 +78,27 @@ PRESETS = {
         "full_reference": True,
         "n_jobs": -1,
     },
+    # Group robustness: a shortcut attribute (a border) aligned with the
+    # class in 95% of the training images, independent in the test set;
+    # groups are class x attribute. MetriQ over classes against MetriQ over
+    # groups, at the demo's size.
+    "groups-demo": {
+        "description": "spurious Fashion-MNIST, class vs group MetriQ, worst-group accuracy",
+        "dataset": "spurious-fashion-mnist",
+        "n_train": 10000,
+        "model": "mlp",
+        "recipe": "fashion-mnist-mlp",
+        "net_params": {"max_epochs": 6},
+        "strategies": ["el2n"],
+        "strategy_params": {"el2n": {"n_runs": 2}},
+        "protocols": ["Random", "Strategy", "Strategy+MetriQ", "Random+MetriQ",
+                      "Strategy+GroupMetriQ", "Random+GroupMetriQ"],
+        "densities": [0.2, 0.4],
+        "seeds": [0, 1],
+        "epochs_correction": True,
+        "full_reference": True,
+        "n_jobs": -1,
+    },
     "fashion-mnist-full": {
         "description": "Fashion-MNIST, every strategy and protocol, 5 densities, 3 seeds",
         "dataset": "fashion-mnist",

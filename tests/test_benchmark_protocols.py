@@ -243,3 +243,52 @@ def test_figures_come_in_three_formats_with_one_style_per_method(tmp_path):
     for stem in ("el2n", "strategies", "class_density"):
         assert {f"{stem}.png", f"{stem}.pdf", f"{stem}.svg"} <= names
     assert (tmp_path / "figures" / "el2n.pdf").read_bytes()[:4] == b"%PDF"
+
+
+GROUPED_DATA = textwrap.dedent("""
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+
+    def data():
+        X, y = load_digits(return_X_y=True)
+        X = (X / 16).astype("float32")
+        attribute = (X[:, 20] > 0.5).astype(int)
+        groups = y * 2 + attribute
+        X = X.reshape(-1, 1, 8, 8)
+        return {"X_train": X[:1200], "y_train": y[:1200], "X_test": X[1200:],
+                "y_test": y[1200:], "groups_train": groups[:1200],
+                "groups_test": groups[1200:]}
+""")
+
+
+def test_group_protocols_report_worst_group_accuracy(tmp_path, monkeypatch, capsys):
+    (tmp_path / "grouped_data.py").write_text(GROUPED_DATA)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    out = tmp_path / "groups"
+    status = fairness.main([
+        "--dataset", "grouped_data:data", "--model", "mlp", "--recipe", "digits-mlp",
+        "--epochs", "4", "--strategies", "el2n", "--strategy-params", "el2n:n_runs=1",
+        "--protocols", "Random+MetriQ", "Random+GroupMetriQ", "Strategy+GroupMetriQ",
+        "--densities", "0.5", "--seeds", "0", "--out", str(out), "--no-progress"])
+    assert status == 0, capsys.readouterr().err
+    rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    by_method = {row["method"]: row for row in rows}
+    assert set(by_method) == {"Full", "Random+MetriQ", "Random+GroupMetriQ",
+                              "EL2N+GroupMetriQ"}
+    for row in rows:
+        assert row["worst_group_accuracy"] == min(row["group_recall"].values())
+        assert sum(row["group_counts"].values()) == row["n_kept"]
+    # Group MetriQ measured group accuracy; class MetriQ, class recall.
+    assert len(by_method["Random+GroupMetriQ"]["validation_group_recall"]) > 10
+    assert by_method["Random+GroupMetriQ"]["validation_class_recall"] is None
+    assert len(by_method["Random+MetriQ"]["validation_class_recall"]) == 10
+    assert (out / "tables" / "worst_group_accuracy.md").exists()
+    assert "Worst-group accuracy" in capsys.readouterr().out
+
+
+def test_group_protocols_need_data_with_groups(tmp_path, capsys):
+    status = fairness.main(["--preset", "smoke", "--protocols", "Random+GroupMetriQ",
+                            "--out", str(tmp_path / "x"), "--no-progress"])
+    assert status == 1
+    assert "has no groups" in capsys.readouterr().err
