@@ -110,6 +110,7 @@ def test_process_cache_is_bounded(monkeypatch):
     assert len(cache._process_cache) == 2
 
 
+@pytest.mark.slow
 def test_disk_memory_is_shared_across_processes(tmp_path):
     script = textwrap.dedent(
         f"""

@@ -10,6 +10,7 @@ from skprune import ClassRecallScorer, RandomPruner, make_pipeline
 distributed = pytest.importorskip("dask.distributed")
 
 
+@pytest.mark.slow
 def test_dask_cluster_gives_the_same_search_as_one_process(digits, tmp_path):
     X, y = digits
     pipe = make_pipeline(

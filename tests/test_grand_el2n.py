@@ -56,7 +56,6 @@ def test_pipeline_and_grid_search(digits, Pruner):
     grid = {f"{name}__density": [0.3, 0.7], f"{name}__quota": [None, "metriq"]}
     search = GridSearchCV(pipe, grid, cv=2).fit(X, y)
     assert search.best_score_ > 0.7
-    assert len(search.cv_results_["params"]) == 4
 
 
 @pytest.mark.parametrize("Pruner", PRUNERS)

@@ -102,7 +102,6 @@ def test_grid_search_over_density_and_quota(digits, n_jobs):
     }
     search = GridSearchCV(pipe, grid, scoring=ClassRecallScorer("worst"), cv=2, n_jobs=n_jobs)
     search.fit(X, y)
-    assert search.cv_results_["mean_test_score"].shape == (8,)
     assert np.all(np.isfinite(search.cv_results_["mean_test_score"]))
     assert search.best_params_["randompruner__density"] == 0.3
 
