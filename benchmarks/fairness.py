@@ -34,7 +34,6 @@ processes and exit with a hint to resume.
 
 import argparse
 import dataclasses
-import math
 import os
 import signal
 import sys
@@ -43,7 +42,6 @@ import threading
 import time
 import warnings
 from contextlib import contextmanager
-from decimal import ROUND_CEILING, Decimal
 from pathlib import Path
 
 from joblib import Parallel, delayed, effective_n_jobs, parallel_config
@@ -52,6 +50,7 @@ from tqdm.auto import tqdm
 
 import pandas as pd
 
+from skprune.base import smallest_density
 from skprune.datasets import DATASETS, DatasetFormatError, DatasetNotFoundError
 from skprune.models import MODELS, RECIPES
 from skprune.selection import SELECTIONS
@@ -292,47 +291,9 @@ def _execution(backend, scheduler, n_jobs):
             )
 
 
-def _keeps_one_per_class(density, n_classes, n_train):
-    # The pruners keep round(density * n_train) rows in all.
-    return round(density * n_train) >= n_classes
-
-
-def smallest_density(n_classes, n_train, digits=3):
-    """The smallest density, written with ``digits`` significant digits, that works.
-
-    A density ``d`` keeps ``round(d * n_train)`` rows, which must be at least
-    ``n_classes``. The bound ``(n_classes - 0.5) / n_train`` is rounded up,
-    not to the nearest, at the printed precision, and checked: Python rounds
-    halves to even, so the bound itself may fall short.
-
-    Parameters
-    ----------
-    n_classes, n_train : int
-    digits : int, default=3
-
-    Returns
-    -------
-    density : str
-        As printed, e.g. ``"0.00706"``; parses to a float that passes.
-
-    Examples
-    --------
-    >>> from benchmarks.fairness import smallest_density
-    >>> smallest_density(10, 1347)
-    '0.00706'
-    """
-    lower = (n_classes - 0.5) / n_train
-    step = Decimal(1).scaleb(math.floor(math.log10(lower)) - digits + 1)
-    density = (Decimal(lower) / step).to_integral_value(ROUND_CEILING) * step
-    while not _keeps_one_per_class(float(density), n_classes, n_train) and density < 1:
-        density += step
-    return format(min(density, Decimal(1)).normalize(), "f")
-
-
 def _check_densities(config, data):
     n_classes, n_train = len(data.classes), len(data.y_train)
-    too_low = [d for d in config.densities
-               if not _keeps_one_per_class(d, n_classes, n_train)]
+    too_low = [d for d in config.densities if round(d * n_train) < n_classes]
     if too_low:
         raise InvalidConfigError(
             f"Densities {too_low} keep fewer than one sample per class ({n_classes} "

@@ -21,6 +21,7 @@ from ._torch_utils import (
     check_class_outputs,
     check_labels,
     describe_forward_error,
+    eval_mode,
     final_linear,
     forward,
     inputs_device,
@@ -262,21 +263,15 @@ def initialize_checked(net, X, target, kind, seed, owner="skprune"):
     """
     with seeded(seed):
         net.initialize()
-    module = net.module_
-    training = module.training
-    module.eval()
-    try:
-        with seeded(seed), torch.no_grad():
-            inputs, batch_target = next(iter(eval_batches(net, net_inputs(X), target)))
-            try:
-                output = forward(module, inputs)
-            except (RuntimeError, TypeError) as exc:
-                described = describe_forward_error(exc, X, owner)
-                if described is None:
-                    raise
-                raise described from exc
-    finally:
-        module.train(training)
+    with eval_mode(net.module_) as module, seeded(seed):
+        inputs, batch_target = next(iter(eval_batches(net, net_inputs(X), target)))
+        try:
+            output = forward(module, inputs)
+        except (RuntimeError, TypeError) as exc:
+            described = describe_forward_error(exc, X, owner)
+            if described is None:
+                raise
+            raise described from exc
     check_class_outputs(output, batch_target, kind)
     check_labels(torch.tensor(target), output.shape[1])
 
@@ -314,21 +309,17 @@ def predict_classes(net, X):
     -------
     ndarray of int64, shape (n_samples,)
     """
-    module = net.module_
-    training = module.training
-    module.eval()
     predicted = []
-    try:
-        with torch.no_grad():
-            dummy = np.zeros(_num_rows(X), dtype=np.int64)
-            for inputs, _ in eval_batches(net, net_inputs(X), dummy):
-                output = forward(module, inputs)
-                if isinstance(output, (tuple, list)):
-                    output = output[0]
-                predicted.append(output.argmax(1).cpu())
-    finally:
-        module.train(training)
+    with eval_mode(net.module_) as module:
+        dummy = np.zeros(_num_rows(X), dtype=np.int64)
+        for inputs, _ in eval_batches(net, net_inputs(X), dummy):
+            predicted.append(_first(forward(module, inputs)).argmax(1).cpu())
     return torch.cat(predicted).numpy() if predicted else np.zeros(0, dtype=np.int64)
+
+
+def _first(output):
+    # skorch predicts from the first output of modules that return several.
+    return output[0] if isinstance(output, (tuple, list)) else output
 
 
 def _num_rows(X):
@@ -364,15 +355,12 @@ def penultimate_features(net, X, target, owner):
     hook = layer.register_forward_hook(
         lambda layer, args, output: captured.append(args[0].detach().flatten(1).float().cpu())
     )
-    training = module.training
-    module.eval()
     try:
-        with torch.no_grad():
+        with eval_mode(module):
             for inputs, _ in itertools.chain([first], batches):
                 forward(module, inputs)
     finally:
         hook.remove()
-        module.train(training)
     return torch.cat(captured).numpy()
 
 
@@ -392,19 +380,11 @@ def predict_probabilities(net, X, target, kind):
     -------
     ndarray of float64, shape (n_samples, n_classes)
     """
-    module = net.module_
-    training = module.training
-    module.eval()
     outputs = []
-    try:
-        with torch.no_grad():
-            for inputs, batch_target in eval_batches(net, net_inputs(X), target):
-                output = forward(module, inputs)
-                if isinstance(output, (tuple, list)):
-                    output = output[0]
-                check_class_outputs(output, batch_target, kind)
-                output = output.double()
-                outputs.append((output.softmax(1) if kind == "logits" else output).cpu())
-    finally:
-        module.train(training)
+    with eval_mode(net.module_) as module:
+        for inputs, batch_target in eval_batches(net, net_inputs(X), target):
+            output = _first(forward(module, inputs))
+            check_class_outputs(output, batch_target, kind)
+            output = output.double()
+            outputs.append((output.softmax(1) if kind == "logits" else output).cpu())
     return torch.cat(outputs).numpy()

@@ -85,6 +85,22 @@ def resolve_device(device):
     return device
 
 
+@contextmanager
+def eval_mode(module):
+    """Context in which ``module`` is in eval mode without gradients, then as it was.
+
+    Scoring and prediction passes read the network as it would predict:
+    dropout off, batch norm on its running statistics.
+    """
+    training = module.training
+    module.eval()
+    try:
+        with torch.no_grad():
+            yield module
+    finally:
+        module.train(training)
+
+
 def forward(module, inputs):
     """Call ``module`` the way skorch does: a dict of inputs becomes keyword arguments."""
     if isinstance(inputs, Mapping):
@@ -137,13 +153,17 @@ def net_inputs(X):
     for an embedding; raw uint8 images are reported by
     :func:`describe_forward_error` with the fix. Sparse input becomes a scipy
     CSR *matrix*: skorch densifies sparse batches one row at a time, which
-    needs 2-D rows (a row of a sparse array is 1-D).
+    needs 2-D rows (a row of a sparse array is 1-D). A read-only array (pandas'
+    copy-on-write hands those out, e.g. ``np.asarray(df)``) is copied: torch
+    warns that it cannot wrap one ("The given NumPy array is not writable").
     """
     if sp.issparse(X):
         X = sp.csr_matrix(X)
     if isinstance(X, np.ndarray) or sp.issparse(X):
         if X.dtype.kind == "f" and X.dtype != np.float32:
             return X.astype(np.float32)
+    if isinstance(X, np.ndarray) and not X.flags.writeable:
+        return X.copy()
     return X
 
 
@@ -234,13 +254,10 @@ def final_linear(module, inputs, owner):
         for layer in module.modules()
         if isinstance(layer, torch.nn.Linear)
     ]
-    training = module.training
     try:
-        module.eval()
-        with torch.no_grad():
+        with eval_mode(module):
             forward(module, inputs)
     finally:
-        module.train(training)
         for hook in hooks:
             hook.remove()
     if not called:

@@ -5,6 +5,7 @@ import numbers
 import os
 import warnings
 from abc import abstractmethod
+from decimal import ROUND_CEILING, Decimal
 
 import numpy as np
 import torch
@@ -258,7 +259,7 @@ class DataPruner(BaseSampler):
                 f"density={self.density} keeps round({self.density} * {y.shape[0]}) = "
                 f"{n_keep} samples, fewer than the {group_labels.size} {kind} in the data; "
                 f"every one keeps at least one sample. Use a density of at least "
-                f"{smallest_density(group_labels.size, y.shape[0]):g}."
+                f"{smallest_density(group_labels.size, y.shape[0])}."
             )
         # Seeds are drawn in a fixed order whatever the quota, so that scores
         # and quota statistics depend on neither density nor quota (and can
@@ -437,24 +438,36 @@ def _take_rows(original, checked, indices):
     return checked[indices]
 
 
-def smallest_density(n_groups, n_samples, digits=4):
-    """A density that keeps at least one row per group, as a short number.
+def smallest_density(n_groups, n_samples, digits=3):
+    """The smallest density, written with ``digits`` significant digits, that works.
 
-    ``n_groups / n_samples`` rounded *up* to ``digits`` significant digits,
-    so that the printed value itself passes the check.
+    A density ``d`` keeps ``round(d * n_samples)`` rows, which must be at
+    least ``n_groups``. The bound ``(n_groups - 0.5) / n_samples`` is rounded
+    up, not to the nearest, at the printed precision, and checked: Python
+    rounds halves to even, so the bound itself may fall short.
 
     Parameters
     ----------
     n_groups, n_samples : int
-    digits : int, default=4
+    digits : int, default=3
 
     Returns
     -------
-    float
+    density : str
+        As printed, e.g. ``"0.00706"``; parses to a float that passes.
+
+    Examples
+    --------
+    >>> from skprune.base import smallest_density
+    >>> smallest_density(10, 1347)
+    '0.00706'
     """
-    exact = n_groups / n_samples
-    scale = 10.0 ** (digits - 1 - math.floor(math.log10(exact)))
-    return min(1.0, math.ceil(exact * scale - 1e-9) / scale)
+    lower = (n_groups - 0.5) / n_samples
+    step = Decimal(1).scaleb(math.floor(math.log10(lower)) - digits + 1)
+    density = (Decimal(lower) / step).to_integral_value(ROUND_CEILING) * step
+    while round(float(density) * n_samples) < n_groups and density < 1:
+        density += step
+    return format(min(density, Decimal(1)).normalize(), "f")
 
 
 def check_scores(scores, n_samples, owner):

@@ -146,6 +146,14 @@ def worst_group_accuracy(y_true, y_pred, groups):
     return group_recall_report(y_true, y_pred, groups)["worst"]
 
 
+def _checked_statistic(statistic, owner):
+    if statistic not in STATISTICS:
+        raise ValueError(
+            f"Unknown statistic {statistic!r} for {owner}; use one of {list(STATISTICS)}."
+        )
+    return statistic
+
+
 def _group_statistic(y_true, y_pred, groups=None, statistic="worst"):
     if groups is None:
         raise ValueError(
@@ -193,12 +201,7 @@ class ClassRecallScorer:
     """
 
     def __init__(self, statistic="worst"):
-        if statistic not in STATISTICS:
-            raise ValueError(
-                f"Unknown statistic {statistic!r} for ClassRecallScorer; use one of "
-                f"{list(STATISTICS)}."
-            )
-        self.statistic = statistic
+        self.statistic = _checked_statistic(statistic, type(self).__name__)
 
     def __call__(self, estimator, X, y_true, sample_weight=None):
         """Score ``estimator`` on ``(X, y_true)``; greater is better."""
@@ -250,12 +253,7 @@ class GroupRecallScorer:
     """
 
     def __init__(self, statistic="worst"):
-        if statistic not in STATISTICS:
-            raise ValueError(
-                f"Unknown statistic {statistic!r} for GroupRecallScorer; use one of "
-                f"{list(STATISTICS)}."
-            )
-        self.statistic = statistic
+        self.statistic = _checked_statistic(statistic, type(self).__name__)
         self._scorer = make_scorer(_group_statistic, statistic=statistic)
 
     def __call__(self, estimator, X, y_true, **params):

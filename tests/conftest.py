@@ -71,6 +71,16 @@ class RowCounter(Callback):
             type(self).rows.append(self.seen_)
 
 
+@pytest.fixture
+def fresh_cache():
+    """An empty in-process cache before and after the test."""
+    from skprune.cache import clear_process_cache
+
+    clear_process_cache()
+    yield
+    clear_process_cache()
+
+
 @pytest.fixture(scope="session")
 def digits():
     """scikit-learn digits as float32 features in [0, 1] and int64 labels."""

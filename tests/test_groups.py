@@ -15,18 +15,13 @@ from skprune import (
     make_pipeline,
     worst_group_accuracy,
 )
-from skprune.cache import clear_process_cache
 from skprune.exceptions import StarvedGroupWarning
 from skprune.metrics import group_recall, group_recall_report
 
-pytestmark = pytest.mark.filterwarnings("ignore::skprune.exceptions.StarvedGroupWarning")
+pytestmark = [pytest.mark.filterwarnings("ignore::skprune.exceptions.StarvedGroupWarning"),
+              pytest.mark.usefixtures("fresh_cache")]
 
 
-@pytest.fixture(autouse=True)
-def fresh_cache():
-    clear_process_cache()
-    yield
-    clear_process_cache()
 
 
 def grouped(seed=0):

@@ -18,15 +18,11 @@ from skprune import (
     RandomPruner,
     make_pipeline,
 )
-from skprune.cache import clear_process_cache
 from skprune.exceptions import DegenerateTrainingWarning, TrainingDivergedError
 
+pytestmark = pytest.mark.usefixtures("fresh_cache")
 
-@pytest.fixture(autouse=True)
-def fresh_cache():
-    clear_process_cache()
-    yield
-    clear_process_cache()
+
 
 
 @pytest.fixture(scope="module")

@@ -7,12 +7,9 @@ from conftest import make_tiny_net
 from skprune import EL2NPruner, ForgettingPruner, MetriQ, RandomPruner
 from skprune.cache import clear_process_cache
 
+pytestmark = pytest.mark.usefixtures("fresh_cache")
 
-@pytest.fixture(autouse=True)
-def fresh_cache():
-    clear_process_cache()
-    yield
-    clear_process_cache()
+
 
 
 @pytest.fixture(scope="module")

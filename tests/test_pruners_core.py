@@ -168,7 +168,7 @@ def test_never_mutates_parameters():
 
 def test_density_hint_is_a_density_that_works():
     X, y = small_imbalanced(n=(4, 3, 3))
-    with pytest.raises(ValueError, match="at least 0.3") as error:
+    with pytest.raises(ValueError, match="at least 0.251") as error:
         RandomPruner(density=0.2).fit(X, y)
-    assert "at least 0.3" in str(error.value)
-    assert len(RandomPruner(density=0.3).fit_resample(X, y)[1]) == 3
+    hint = float(str(error.value).rsplit("at least ", 1)[1].rstrip("."))
+    assert len(RandomPruner(density=hint).fit_resample(X, y)[1]) == 3

@@ -12,16 +12,12 @@ from skorch.callbacks import Callback
 from skorch.dataset import ValidSplit
 
 from skprune import EL2NPruner, MetriQ, RandomPruner, StrategyQ
-from skprune.cache import clear_process_cache
 from skprune.exceptions import StarvedGroupWarning, TrainingDivergedError
 from skprune.quotas import QUOTAS, GivenWeights, error_weights, make_quota
 
+pytestmark = pytest.mark.usefixtures("fresh_cache")
 
-@pytest.fixture(autouse=True)
-def fresh_cache():
-    clear_process_cache()
-    yield
-    clear_process_cache()
+
 
 
 def easy_third_class(seed=1):

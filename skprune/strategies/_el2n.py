@@ -4,7 +4,7 @@ import numpy as np
 import torch
 
 from .._query import eval_batches
-from .._torch_utils import check_class_outputs, forward
+from .._torch_utils import check_class_outputs, eval_mode, forward
 from .._docstrings import pruner_docstring
 from ._query_net import QueryNetPruner
 
@@ -83,12 +83,9 @@ class EL2NPruner(QueryNetPruner):
     _default_epoch_fraction = 0.1
 
     def _score_net(self, net, kind, X, target):
-        batches = eval_batches(net, X, target)
-        module = net.module_
-        module.eval()
         scores = []
-        with torch.no_grad():
-            for inputs, target in batches:
+        with eval_mode(net.module_) as module:
+            for inputs, target in eval_batches(net, X, target):
                 output = forward(module, inputs)
                 check_class_outputs(output, target, kind)
                 error = output.softmax(1) if kind == "logits" else output.clone()
