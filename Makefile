@@ -5,12 +5,16 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.skprune-installed
 FASHION_MNIST := /usr/share/datasets/fashion-mnist
 
-.PHONY: demo test docs fashion-mnist clean gpu-check
+CONSTRAINTS := constraints.txt
 
-$(STAMP): pyproject.toml
+.PHONY: demo test docs docs-check chromium fashion-mnist clean gpu-check
+
+# The package states lower bounds only (pyproject.toml); the exact torch
+# builds of this virtualenv come from the constraints file.
+$(STAMP): pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[test,docs]"
+	$(PY) -m pip install --quiet -c $(CONSTRAINTS) -e ".[test,docs,benchmark]"
 	touch $(STAMP)
 
 # Debian's dataset-fashion-mnist package; the demo falls back to
@@ -40,6 +44,18 @@ gpu-check: $(if $(filter $(PY) $(abspath $(PY)),$(GPU_CHECK_PY)),$(STAMP))
 
 docs: $(STAMP)
 	$(PY) -m sphinx -W --keep-going -b html docs docs/_build/html
+
+# Debian's chromium, for docs-check; installed when missing and running as root.
+chromium:
+	@if ! command -v chromium >/dev/null && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && apt-get install -y -qq chromium; \
+	fi
+
+# Builds the docs, then opens every page in headless Chromium: fails on a
+# formula MathJax left unrendered, a JavaScript error or a request that leaves
+# the built site (tools/check_docs.py).
+docs-check: docs chromium
+	$(PY) tools/check_docs.py docs/_build/html
 
 clean:
 	rm -rf $(VENV) docs/_build results

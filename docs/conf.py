@@ -5,7 +5,9 @@ from ``skprune.__all__`` (see ``sphinxext/skprune_docs.py``), the gallery from
 ``examples/``.
 """
 
+import shutil
 import sys
+from importlib import metadata
 from pathlib import Path
 
 DOCS = Path(__file__).resolve().parent
@@ -48,6 +50,9 @@ exclude_patterns = [
     "auto_examples/*.zip",
     "auto_examples/*.md5",
     "auto_examples/*.codeobj.json",
+    # Execution-time pages of older builds (see write_computation_times).
+    "sg_execution_times.rst",
+    "auto_examples/sg_execution_times.rst",
 ]
 root_doc = "index"
 default_role = "literal"
@@ -90,8 +95,58 @@ html_theme_options = {
     "header_links_before_dropdown": 6,
     "secondary_sidebar_items": ["page-toc", "sourcelink"],
 }
+# An explicit default: without one the theme logs a JavaScript error ("invalid
+# theme mode") on a reader's first visit.
+html_context = {"default_mode": "auto"}
 html_sidebars = {"index": [], "install": []}
 html_show_sourcelink = False
+
+# -- Math: MathJax ships with the pages ----------------------------------------
+
+# Sphinx loads MathJax from a CDN by default: without internet every formula
+# would show as raw LaTeX. The pages load MathJax 3 from their own _static
+# folder instead; its files come from the sphinx-mathjax-offline package (the
+# ``docs`` extra), copied by ``_copy_mathjax`` below. ``make docs-check``
+# verifies in headless Chromium that every formula renders offline.
+MATHJAX_DISTRIBUTION = "sphinx-mathjax-offline"
+# What the pages use of that MathJax copy: the TeX-to-HTML component, the TeX
+# extensions it autoloads, its fonts, and the menu's accessibility parts
+# (loaded on demand). Not the other combined components, nor ``latest.js``,
+# which loads MathJax from a CDN.
+MATHJAX_FILES = ["tex-chtml.js", "input", "output/chtml.js", "output/chtml", "ui", "a11y", "sre"]
+mathjax_path = "mathjax/tex-chtml.js"  # relative to _static
+
+
+def _mathjax_source():
+    """The folder of MathJax's files in the installed sphinx-mathjax-offline."""
+    try:
+        dist = metadata.distribution(MATHJAX_DISTRIBUTION)
+    except metadata.PackageNotFoundError:
+        dist = None
+    source = None if dist is None else Path(dist.locate_file("sphinx-mathjax-offline/static/mathjax"))
+    if source is None or not (source / "tex-chtml.js").is_file():
+        raise RuntimeError(
+            f"The docs ship MathJax from the {MATHJAX_DISTRIBUTION!r} package, which is not "
+            "installed: pip install -e '.[docs]' (make docs does)."
+        )
+    return source
+
+
+def _copy_mathjax(app):
+    if app.builder.format != "html":
+        return
+    source = _mathjax_source()
+    target = Path(app.outdir) / "_static" / "mathjax"
+    for name in MATHJAX_FILES:
+        if (source / name).is_dir():
+            shutil.copytree(source / name, target / name, dirs_exist_ok=True)
+        else:
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source / name, target / name)
+
+
+def setup(app):
+    app.connect("builder-inited", _copy_mathjax)
 
 # -- sphinx-gallery -----------------------------------------------------------
 
@@ -111,6 +166,9 @@ sphinx_gallery_conf = {
     # A class or function without examples has no mini-gallery; not a problem.
     "log_level": {"backreference_missing": "debug"},
     "matplotlib_animations": False,
+    # No sg_execution_times pages: their table loads jQuery and DataTables
+    # from CDNs, so offline it is broken (the build log has the times).
+    "write_computation_times": False,
 }
 
 # -- API reference (generated from skprune.__all__ by skprune_docs) ------------
@@ -185,5 +243,16 @@ skprune_api_modules = [
         "Models",
         "Networks and training recipes of the fairness benchmark. See "
         ":ref:`benchmark`.",
+    ),
+    (
+        "skprune.selection",
+        "Selection rules",
+        "Which rows a class keeps, given their scores and its count (a "
+        "pruner's ``selection``); \"hardest first\" is only the default.",
+    ),
+    (
+        "skprune.exceptions",
+        "Exceptions and warnings",
+        "What skprune raises and warns about.",
     ),
 ]
