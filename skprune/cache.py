@@ -164,7 +164,7 @@ def code_identity(obj):
         return ("builtin", *name)
     try:
         path = inspect.getsourcefile(obj)
-    except TypeError:
+    except (TypeError, OSError):
         path = None
     if path is None or not os.path.isfile(path):
         # A C extension type, or code typed into an interpreter or notebook.

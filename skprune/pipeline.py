@@ -16,7 +16,51 @@ __all__ = ["Pipeline", "make_pipeline"]
 
 
 class Pipeline(imblearn_pipeline.Pipeline):
-    __doc__ = imblearn_pipeline.Pipeline.__doc__
+    """A chain of transformers, samplers (pruners) and a final estimator.
+
+    imbalanced-learn's ``Pipeline``: a pruner's ``fit_resample`` runs while
+    the pipeline fits, and is skipped when it predicts, scores or transforms,
+    so test data is never pruned. Parameters of a step are set as
+    ``<step>__<parameter>``. Without metadata routing, fit parameters given
+    as ``<step>__<name>`` (e.g. ``randompruner__groups``) also reach a
+    pruner's ``fit_resample``, which imbalanced-learn's own pipeline drops.
+
+    Parameters
+    ----------
+    steps : list of (str, estimator) tuples
+        The steps, in order; the last one is the final estimator.
+    transform_input : list of str, default=None
+        Metadata that the steps transform before it reaches the final
+        estimator (needs metadata routing).
+    memory : None, str or object with the joblib.Memory interface, default=None
+        Caches the fitted transformers.
+    verbose : bool, default=False
+        Print the time each step takes.
+
+    Attributes
+    ----------
+    named_steps : Bunch
+        The steps by name.
+    classes_ : ndarray
+        The classes of the final estimator, when it is a classifier.
+    n_features_in_ : int
+        Number of features of the data given to ``fit``.
+
+    See Also
+    --------
+    make_pipeline : a Pipeline with steps named after their classes.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from skprune import Pipeline, RandomPruner
+    >>> X, y = load_digits(return_X_y=True)
+    >>> pipe = Pipeline([("prune", RandomPruner(density=0.5, random_state=0)),
+    ...                  ("model", LogisticRegression(max_iter=500))]).fit(X / 16, y)
+    >>> pipe.named_steps["prune"].sample_indices_.size, pipe.predict(X / 16).size
+    (898, 1797)
+    """
 
     def _check_method_params(self, method, props, **kwargs):
         params = super()._check_method_params(method, props, **kwargs)

@@ -9,14 +9,14 @@ from sklearn.base import BaseEstimator
 class BaseQuota(BaseEstimator, metaclass=ABCMeta):
     """A rule that gives every group (by default, every class) a density weight.
 
-    A pruner builds a :class:`~skprune._context.PruningContext` once per fit,
+    A pruner builds a ``PruningContext`` once per fit,
     fits a clone of its quota on it and keeps it as ``quota_``; the weights
     become kept counts per group through
     :func:`~skprune.quotas.allocate_class_counts`. Quotas are estimators, so
     their parameters can be searched over in a pipeline
     (``"pruner__quota__validation"``).
 
-    Subclasses implement :meth:`_weights`; what else they learn (e.g.
+    Subclasses implement ``_weights``; what else they learn (e.g.
     MetriQ's ``class_recall_``) they set there.
 
     Attributes

@@ -15,7 +15,7 @@ class BaseSelection(BaseEstimator, metaclass=ABCMeta):
     the cached scores.
 
     Subclasses implement :meth:`select_group`; rules that keep rows in some
-    order of their scores implement :meth:`rank` instead (see
+    order of their scores implement ``rank`` instead (see
     :class:`RankingSelection`).
     """
 
@@ -100,7 +100,7 @@ class BaseSelection(BaseEstimator, metaclass=ABCMeta):
 class RankingSelection(BaseSelection):
     """A rule that ranks rows once and keeps every group's best-ranked rows.
 
-    Subclasses implement :meth:`rank`; keeping per group and overall then
+    Subclasses implement ``rank``; keeping per group and overall then
     follows from the ranking (vectorized, so that it costs microseconds on
     millions of rows).
     """

@@ -36,7 +36,7 @@ class OffsetWindow(BaseSelection):
 
     Notes
     -----
-    ``round`` rounds half to even, as Python's :func:`round` and the
+    ``round`` rounds half to even, as Python's ``round`` and the
     pruners' ``round(density * n_samples)`` do: ``offset=0.25`` skips 2 of
     10 rows and 4 of 18 (``round(2.5) == 2``, ``round(4.5) == 4``).
 

@@ -105,7 +105,6 @@ class CoreSetPruner(QueryNetPruner):
     See Also
     --------
     PrototypePruner : distance to the class-mean embedding.
-    k_center_order : the greedy k-center ordering.
 
     Notes
     -----

@@ -54,7 +54,6 @@ class UncertaintyPruner(QueryNetPruner):
     See Also
     --------
     EL2NPruner : the error of the prediction, which uses the label.
-    uncertainty : the measures, on given probabilities.
 
     Notes
     -----
