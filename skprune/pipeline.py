@@ -9,6 +9,7 @@ reaches the pruner's ``fit_resample`` (imbalanced-learn passes step
 parameters to ``fit`` only, and a sampler never sees them).
 """
 
+import numpy as np
 from imblearn import pipeline as imblearn_pipeline
 from sklearn.utils.metadata_routing import _routing_enabled
 
@@ -62,12 +63,62 @@ class Pipeline(imblearn_pipeline.Pipeline):
     (898, 1797)
     """
 
+    def fit(self, X, y=None, **params):
+        """Fit every step in order, pruning with the samplers; returns ``self``.
+
+        Parameters
+        ----------
+        X : array-like
+        y : array-like, default=None
+        **params
+            ``<step>__<name>`` fit parameters, or metadata to route.
+        """
+        only_samplers = all(step in (None, "passthrough") or hasattr(step, "fit_resample")
+                            for _, step in self.steps[:-1])
+        _check_final_network(self._final_estimator, X if only_samplers else None, y)
+        return super().fit(X, y, **params)
+
     def _check_method_params(self, method, props, **kwargs):
         params = super()._check_method_params(method, props, **kwargs)
         if not _routing_enabled():
             for name, step_params in params.items():
                 step_params["fit_resample"].update(step_params["fit"])
         return params
+
+
+def _check_final_network(estimator, X, y):
+    """Fail before any step fits, with the recipe, where a plain skorch net would fail last.
+
+    ``X`` is ``None`` when a transformer precedes the network (it decides
+    what the network receives).
+
+    A pruner accepts string labels and DataFrames and trains its query
+    networks on them; a plain ``skorch.NeuralNetClassifier`` at the end then
+    fails inside skorch after all the pruning. skprune's ``RecipeNet`` takes
+    them.
+    """
+    from skorch import NeuralNetClassifier
+
+    from .models import RecipeNet
+
+    if not isinstance(estimator, NeuralNetClassifier) or isinstance(estimator, RecipeNet):
+        return
+    labels = np.asarray(y) if y is not None else None
+    if labels is not None and labels.ndim == 1 and labels.dtype.kind not in "iub":
+        raise ValueError(
+            f"The final step, a skorch {type(estimator).__name__}, cannot train on labels "
+            f"of dtype {labels.dtype} (skorch needs integer class indices 0..K-1). "
+            "Encode them, e.g. y = LabelEncoder().fit_transform(y), use "
+            "skprune.models.RecipeNet, or see the user guide's 'Labels and inputs'."
+        )
+    if hasattr(X, "iloc"):
+        raise ValueError(
+            f"The final step, a skorch {type(estimator).__name__}, would receive a pandas "
+            "DataFrame and pass its columns to the module as keyword arguments. Give it an "
+            "array (X.to_numpy(dtype='float32'), or a FunctionTransformer(np.asarray) step "
+            "with set_output(transform='default')), use skprune.models.RecipeNet, or see "
+            "the user guide's 'Labels and inputs'."
+        )
 
 
 def make_pipeline(*steps, memory=None, transform_input=None, verbose=False):

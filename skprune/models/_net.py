@@ -4,9 +4,10 @@ import numbers
 from collections.abc import Mapping
 
 import numpy as np
+import pandas as pd
 import torch
 from skorch import NeuralNetClassifier
-from skorch.utils import to_tensor
+from skorch.utils import is_dataset, to_numpy, to_tensor
 from torch.nn.parameter import is_lazy
 
 from .._torch_utils import module_device, resolve_device
@@ -27,7 +28,7 @@ MODELS = {"mlp": MLP, "cnn": SmallCNN, "vgg16": VGG, "vgg19": VGG, "resnet18": R
 class RecipeNet(NeuralNetClassifier):
     """A skorch ``NeuralNetClassifier`` for logits, any device, and training-time augmentation.
 
-    Differs from ``NeuralNetClassifier`` in four ways:
+    Differs from ``NeuralNetClassifier`` in five ways:
 
     * the module outputs logits and the default criterion is
       ``torch.nn.CrossEntropyLoss``;
@@ -42,11 +43,26 @@ class RecipeNet(NeuralNetClassifier):
     * two optional GPU speed-ups, both off by default: ``amp`` runs the
       net's forward passes under bfloat16 autocast, and ``channels_last``
       stores the module's convolution weights and the image batches in
-      ``torch.channels_last`` memory format.
+      ``torch.channels_last`` memory format;
+    * it takes class labels of any type, as scikit-learn classifiers do:
+      strings, floats ``1.0 .. K``, integers ``1 .. K``. ``fit`` trains on
+      each label's position among the sorted classes (or in the
+      ``classes`` parameter), the output unit that stands for it, as the
+      pruners' query networks do; ``classes_`` keeps the labels and
+      ``predict`` returns them, so ``score`` and scikit-learn's metrics
+      compare like with like. Labels ``0 .. K - 1`` are their own
+      positions. While ``fit`` runs, callbacks see positions throughout
+      (batch targets, ``predict``, ``classes_``), so skorch's scoring
+      callbacks work unchanged. A warm start (``partial_fit``,
+      ``warm_start=True``) keeps the classes of the first fit.
 
-    ``float64`` inputs are cast to ``float32`` and integer labels to
-    ``int64``, as torch modules and the loss expect. Usually built by
-    :func:`make_net`.
+    Inputs become what a torch module expects: ``float64`` arrays are cast
+    to ``float32``; a pandas ``DataFrame`` (e.g. from
+    ``sklearn.set_config(transform_output="pandas")``) becomes one
+    ``float32`` array of its columns, a ``Series`` one column, rather than
+    skorch's dict of columns passed to ``forward`` as keyword arguments;
+    read-only arrays (pandas' copy-on-write hands those out) are copied,
+    as torch cannot wrap them. Usually built by :func:`make_net`.
 
     Parameters
     ----------
@@ -95,7 +111,9 @@ class RecipeNet(NeuralNetClassifier):
     history_ : skorch.History
         Per-epoch and per-batch training records (also ``history``).
     classes_ : ndarray
-        Class labels seen in ``fit``.
+        Class labels seen in ``fit`` (or the ``classes`` parameter), in the
+        order of the module's outputs: ``predict_proba``'s column ``k`` is
+        the probability of ``classes_[k]``.
 
     See Also
     --------
@@ -110,6 +128,21 @@ class RecipeNet(NeuralNetClassifier):
     >>> fast = RecipeNet(MLP, module__in_features=64, amp=True, channels_last=True)
     >>> fast.get_params()["amp"], fast.get_params()["channels_last"]
     (True, True)
+
+    String labels and a DataFrame, as a scikit-learn classifier takes them:
+
+    >>> import numpy as np, pandas as pd
+    >>> from sklearn.datasets import load_digits
+    >>> X, y = load_digits(return_X_y=True)
+    >>> X, labels = pd.DataFrame(X / 16), np.array(list("abcdefghij"))[y]
+    >>> _ = torch.manual_seed(0)
+    >>> net = RecipeNet(MLP, module__n_classes=10, module__hidden=(64,), lr=0.05,
+    ...                 optimizer__momentum=0.9, batch_size=64, max_epochs=5,
+    ...                 train_split=None, verbose=0)
+    >>> net.fit(X, labels).predict(X.iloc[:4])
+    array(['a', 'b', 'c', 'd'], dtype='<U1')
+    >>> net.classes_[:3], net.score(X, labels) > 0.8
+    (array(['a', 'b', 'c'], dtype='<U1'), True)
     """
 
     def __init__(
@@ -150,6 +183,8 @@ class RecipeNet(NeuralNetClassifier):
         # device of this machine, then keep the parameter as it was.
         requested = state.get("device")
         state["device"] = resolve_device(requested)
+        # A net pickled by a callback during ``fit`` predicts labels once loaded.
+        state.pop("_fitting_on_positions_", None)
         super().__setstate__(state)
         if requested == "auto":
             self.__dict__["device"] = requested
@@ -161,7 +196,90 @@ class RecipeNet(NeuralNetClassifier):
         for name in ("amp", "channels_last"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise ValueError(f"{name} must be True or False; got {getattr(self, name)!r}.")
+        # A fresh net learns its classes again; a warm start (``partial_fit``,
+        # ``warm_start=True``) keeps them, so that every output unit keeps
+        # meaning the same class.
+        self.__dict__.pop("_label_classes_", None)
         return super().initialize()
+
+    # Labels -------------------------------------------------------------------
+    # Fitted state ends in "_": skorch takes every other attribute for a
+    # parameter (get_params, clone).
+
+    @property
+    def classes_(self):
+        classes = self.__dict__.get("_label_classes_")
+        if classes is None:
+            return super().classes_
+        if self.__dict__.get("_fitting_on_positions_"):
+            return np.arange(classes.shape[0])
+        return classes
+
+    def fit_loop(self, X, y=None, epochs=None, **fit_params):
+        labels = _label_array(y)
+        if labels is None:
+            return super().fit_loop(X, y, epochs=epochs, **fit_params)
+        classes, positions = self._encode_labels(labels)
+        self.__dict__["_label_classes_"] = classes
+        self.__dict__["_fitting_on_positions_"] = True
+        try:
+            return super().fit_loop(X, positions, epochs=epochs, **fit_params)
+        finally:
+            self.__dict__.pop("_fitting_on_positions_", None)
+
+    def predict(self, X):
+        """Class labels of the rows of ``X``: ``classes_`` of the most probable output.
+
+        Parameters
+        ----------
+        X : array-like, DataFrame, Dataset or dict
+            Anything ``predict_proba`` takes.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,)
+            Labels of the type ``fit`` was given (inside ``fit``, output
+            positions, as the training targets are).
+        """
+        proba = self.predict_proba(X)
+        classes = self.__dict__.get("_label_classes_")
+        if classes is None:
+            return proba.argmax(axis=1)
+        # Outputs past the classes (a module sized for classes that this
+        # fit's labels lack) stand for none of them.
+        positions = proba[:, :classes.shape[0]].argmax(axis=1)
+        if self.__dict__.get("_fitting_on_positions_"):
+            return positions
+        return classes[positions]
+
+    def _encode_labels(self, labels):
+        """The classes, in output order, and each label's position among them."""
+        if self.classes is not None and len(self.classes):
+            classes = np.asarray(self.classes)
+            source = "the classes parameter"
+        elif self.__dict__.get("_label_classes_") is not None:
+            classes = self.__dict__["_label_classes_"]
+            source = "the first fit (a warm start keeps them)"
+        else:
+            classes = np.unique(labels)
+            source = None
+        if labels.dtype.kind in "fc" and np.isnan(labels).any():
+            raise ValueError(
+                f"{type(self).__name__} got y with {int(np.isnan(labels).sum())} NaN "
+                "label(s); every sample needs a class label."
+            )
+        positions, known = _positions(classes, labels)
+        if not known.all():
+            unseen = np.unique(labels[~known])
+            raise ValueError(
+                f"{type(self).__name__} was given labels {unseen[:10].tolist()} that are not "
+                f"among its classes {classes[:20].tolist()} (from {source}). Pass every "
+                "class when building the net, e.g. classes=np.unique(y_all), to train on "
+                "parts of the data that lack some classes."
+            )
+        return classes, positions.astype(np.int64)
+
+    # Modules and data -------------------------------------------------------------
 
     def initialize_module(self):
         super().initialize_module()
@@ -187,10 +305,12 @@ class RecipeNet(NeuralNetClassifier):
         return _to_float32(y_pred)
 
     def get_dataset(self, X, y=None):
-        if isinstance(X, np.ndarray) and X.dtype == np.float64:
-            X = X.astype(np.float32)
-        if isinstance(y, np.ndarray) and np.issubdtype(y.dtype, np.integer):
-            y = y.astype(np.int64, copy=False)
+        if not is_dataset(X):
+            X = _net_array(X, type(self).__name__)
+        if isinstance(y, np.ndarray):
+            if np.issubdtype(y.dtype, np.integer):
+                y = y.astype(np.int64, copy=False)
+            y = _writable(y)
         return super().get_dataset(X, y)
 
     def get_iterator(self, dataset, training=False):
@@ -354,6 +474,77 @@ def _inputs_to_channels_last(x):
     if isinstance(x, (list, tuple)):
         return type(x)(_inputs_to_channels_last(value) for value in x)
     return x
+
+
+def _label_array(y):
+    """``y`` as a 1-D numpy array of class labels, or ``None`` to leave it to skorch.
+
+    ``None`` (labels inside a Dataset) and 2-D targets with several columns
+    (class probabilities, one-hot rows) are not class labels to encode.
+    """
+    if y is None or is_dataset(y) or isinstance(y, Mapping):
+        return None
+    if isinstance(y, torch.Tensor):
+        y = to_numpy(y)
+    elif hasattr(y, "to_numpy"):  # pandas
+        y = y.to_numpy()
+    try:
+        y = np.asarray(y)
+    except (TypeError, ValueError):
+        return None
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y.ravel()
+    if y.ndim != 1 or y.dtype.kind not in "biufUSO":
+        return None
+    return y
+
+
+def _positions(classes, labels):
+    """Position of every label in ``classes`` (any order), and whether it is there."""
+    order = np.argsort(classes, kind="stable")
+    ordered = classes[order]
+    missing = np.zeros(labels.shape, np.int64), np.zeros(labels.shape, bool)
+    if ordered.size == 0:
+        return missing
+    try:
+        index = np.searchsorted(ordered, labels).clip(max=ordered.size - 1)
+        known = np.asarray(ordered[index] == labels, dtype=bool)
+    except TypeError:  # labels and classes of types that do not compare
+        return missing
+    return order[index], known
+
+
+def _net_array(X, owner):
+    """``X`` as a module takes it: pandas as one float32 array, float64 as float32.
+
+    Arrays torch cannot wrap without a warning (read-only, as pandas'
+    copy-on-write returns them) are copied; anything else is left to skorch.
+    """
+    if isinstance(X, pd.Series):
+        X = X.to_frame()
+    if isinstance(X, pd.DataFrame):
+        numeric = [pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)
+                   for dtype in X.dtypes]
+        if not all(numeric):
+            bad = {str(column): str(dtype) for column, dtype, ok
+                   in zip(X.columns, X.dtypes, numeric) if not ok}
+            raise ValueError(
+                f"{owner} turns a DataFrame into one float32 array, but these columns are "
+                f"not numeric: {dict(list(bad.items())[:5])}. Encode them first (e.g. "
+                "sklearn.compose.ColumnTransformer with a OneHotEncoder), or pass a dict "
+                "of arrays for a module whose forward takes several inputs."
+            )
+        X = X.to_numpy(dtype=np.float32, na_value=np.nan)
+    if isinstance(X, np.ndarray):
+        if X.dtype == np.float64:
+            return X.astype(np.float32)
+        return _writable(X)
+    return X
+
+
+def _writable(array):
+    """``array``, copied if it is read-only (torch warns when it wraps one)."""
+    return array if array.flags.writeable else array.copy()
 
 
 def _to_float32(y_pred):
