@@ -39,10 +39,16 @@ def make_base_net(config, data):
         return make_net(config.model, n_classes, config.recipe, input_shape=input_shape,
                         **config.net_params)
     try:
-        net = import_object(config.model, "--model")(n_classes=n_classes,
-                                                     input_shape=input_shape)
+        make = import_object(config.model, "--model")
     except RegistryError as exc:
         raise InvalidConfigError(str(exc)) from None
+    try:
+        net = make(n_classes=n_classes, input_shape=input_shape)
+    except TypeError as exc:
+        raise InvalidConfigError(
+            f"--model {config.model} must be callable as function(n_classes=..., "
+            f"input_shape=...) and return a skorch classifier ({exc})."
+        ) from None
     if not is_skorch_classifier(net):
         raise InvalidConfigError(
             f"--model {config.model} must return a skorch classifier (for example "
@@ -102,7 +108,15 @@ class PrunerFactory:
             if "n_runs" in inspect.signature(entry.pruner_class()).parameters:
                 own.setdefault("n_runs", entry.query_runs)
         own.setdefault("selection", self.config.selection)
-        return entry.pruner_class()(net, **{**own, **params})
+        pruner_class = entry.pruner_class()
+        accepted = inspect.signature(pruner_class).parameters
+        unknown = sorted(set(own) - set(accepted))
+        if unknown:
+            raise ValueError(
+                f"{pruner_class.__name__} has no parameter {', '.join(unknown)} "
+                f"(--strategy-params {name}:...); it takes {', '.join(accepted)}."
+            )
+        return pruner_class(net, **{**own, **params})
 
     def metriq(self, name, groups=False):
         """The MetriQ quota of strategy ``name`` (``"-"``: of Random+MetriQ).

@@ -262,7 +262,8 @@ def write_figures(rows, out_dir):
     strategies = [name for name in dict.fromkeys(methods["strategy"]) if name != NO_STRATEGY]
     for name in strategies:
         own = methods[methods["strategy"] == name]
-        paths += _plot(summary, pd.concat([shared, own]), figures / name,
+        # A module:Class strategy's colon has no place in a file name.
+        paths += _plot(summary, pd.concat([shared, own]), figures / name.replace(":", "."),
                        title=f"{strategy(name).label}: pruning protocols")
     plain = methods[methods["protocol"] == "Strategy"]
     if not plain.empty:

@@ -21,9 +21,11 @@ A custom grid, four cells at a time, or on a dask cluster::
         --backend dask --scheduler tcp://10.0.0.1:8786
 
 Outputs under ``--out``: ``results.jsonl`` (one row per cell), ``config.json``,
-``tables/<metric>.csv|md|tex``, ``tables/class_recall.csv``,
-``tables/class_counts.csv`` and ``figures/*.png``; scores are cached in
-``cache/``.
+``tables/<metric>.csv|md|tex`` (also for the group metrics on data with
+groups), ``tables/class_recall.csv``, ``tables/class_counts.csv``,
+``figures/<name>.png|pdf|svg`` (every strategy's protocols, the strategies
+against Random, and ``class_density``), with ``--export-scores``
+``scores/<strategy>-seed<seed>.csv``; scores are cached in ``cache/``.
 
 Failures that the user can fix (a full disk, an unwritable or damaged output
 directory, a damaged dataset file, settings out of range) end the run with a
@@ -353,9 +355,11 @@ def build_parser():
         epilog=f"presets:\n{presets}\n\n" + textwrap.fill(
             "outputs under --out: results.jsonl (one row per finished cell; a rerun skips "
             "them), config.json, tables/<metric>.csv|md|tex for accuracy, "
-            "worst_class_recall, recall_gap and recall_std, tables/class_recall.csv, "
-            "tables/class_counts.csv, figures/<strategy>.png, figures/strategies.png, "
-            "and cache/ (scores shared by cells).", 79
+            "worst_class_recall, recall_gap and recall_std (and worst_group_accuracy, "
+            "group_accuracy_gap on data with groups), tables/class_recall.csv, "
+            "tables/class_counts.csv, figures/<strategy>.png|pdf|svg, "
+            "figures/strategies.*, figures/class_density.*, scores/*.csv (with "
+            "--export-scores), and cache/ (scores shared by cells).", 79
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

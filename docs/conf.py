@@ -191,24 +191,31 @@ skprune_api_sections = [
             "GraNdPruner",
             "ForgettingPruner",
             "DynamicUncertaintyPruner",
+            "CoreSetPruner",
+            "PrototypePruner",
+            "UncertaintyPruner",
+            "AUMPruner",
+            "ScorePruner",
         ],
     ),
     (
-        "Class quotas",
-        "How the kept budget is split across classes (a pruner's ``quota``). "
-        "See :ref:`quotas`.",
+        "Quotas",
+        "How the kept budget is split across classes, or groups (a pruner's "
+        "``quota``). See :ref:`quotas`.",
         ["MetriQ", "StrategyQ", "allocate_class_counts"],
     ),
     (
-        "Class-wise fairness metrics",
-        "Per-class recall and the scorers that select on it. See "
-        ":ref:`model_selection`.",
-        ["ClassRecallScorer", "CLASS_RECALL_SCORING", "class_recall", "class_recall_report"],
+        "Class- and group-wise fairness metrics",
+        "Per-class recall, per-group accuracy and the scorers that select on "
+        "them. See :ref:`model_selection` and :ref:`groups`.",
+        ["ClassRecallScorer", "CLASS_RECALL_SCORING", "class_recall", "class_recall_report",
+         "GroupRecallScorer", "group_recall_report", "worst_group_accuracy"],
     ),
     (
         "Pipelines",
-        "imbalanced-learn's pipeline, re-exported: samplers run at fit time "
-        "only. See :ref:`pipelines`.",
+        "imbalanced-learn's pipeline (samplers run at fit time only), which "
+        "also hands step parameters such as ``groups`` to pruners. See "
+        ":ref:`pipelines`.",
         ["Pipeline", "make_pipeline"],
     ),
     (
@@ -230,7 +237,7 @@ skprune_api_modules = [
         "skprune.callbacks",
         "skorch callbacks",
         "The recorders the training-dynamics strategies (Forgetting, Dynamic "
-        "Uncertainty) add to their query network. See :ref:`strategies`.",
+        "Uncertainty, AUM) add to their query network. See :ref:`strategies`.",
     ),
     (
         "skprune.datasets",
