@@ -7,7 +7,14 @@ import torch.nn.functional as F
 from conftest import TinyMLP
 from torch import nn
 
-from skprune import per_sample_grad_norms
+from skprune import _weight_routes, per_sample_grad_norms
+from skprune._weight_routes import (
+    ROUTES,
+    choose_conv_route,
+    choose_route,
+    conv_weight_grads,
+    conv_weight_sq_norms,
+)
 from skprune.gradients import _grad_norms_of_batches, _per_sample_loss
 
 
@@ -174,7 +181,7 @@ def cnn_with_batch_norm():
 
 
 def wide_cnn():
-    # Large spatial size: the weight gradients are formed per sample.
+    # Large spatial size, few channels: the weight gradients are formed per sample.
     return nn.Sequential(
         nn.Conv2d(1, 3, 3, padding=1), nn.ReLU(), nn.Conv2d(3, 2, 3, padding=2, dilation=2),
         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2, 3),
@@ -187,6 +194,13 @@ def conv1d_padding_modes():
         nn.Conv1d(4, 4, 4, padding="same", padding_mode="replicate"), nn.Flatten(),
         nn.Linear(4 * 8, 3),
     ), (2, 8), 3
+
+
+def conv3d():
+    return nn.Sequential(
+        nn.Conv3d(2, 3, 3, stride=(1, 2, 2), padding=1), nn.ReLU(), nn.Flatten(),
+        nn.Linear(3 * 4 * 2 * 2, 3),
+    ), (2, 4, 4, 4), 3
 
 
 def data_dependent():
@@ -202,6 +216,7 @@ MODELS = {
     "general_route_only_layer": lambda: (GeneralRouteNet(), (5,), 3),
     "wide_cnn": wide_cnn,
     "conv1d_padding_modes": conv1d_padding_modes,
+    "conv3d": conv3d,
     "tied_weights": lambda: (EmbeddingNet(tie=True), "tokens", 12),
     "layer_called_twice": lambda: (CalledTwiceNet(), (5,), 3),
     "weight_read_directly": lambda: (DirectUseNet(), (5,), 3),
@@ -248,6 +263,24 @@ def test_float32_within_tolerance():
     module, X, y = make_case("residual_block")
     expected = reference_norms(module, X, y)
     norms = per_sample_grad_norms(module.float(), X.float(), y)
+    assert np.max(np.abs(norms - expected) / expected) < 1e-4
+
+
+def test_batch_norm_float32_exact_when_the_mean_dwarfs_the_spread():
+    # Inputs far from zero go straight into batch norm: the input minus the
+    # running mean is exact, but the mean times a sum over positions would
+    # cancel out most of float32's digits.
+    torch.manual_seed(0)
+    module = nn.Sequential(
+        nn.BatchNorm2d(2), nn.Conv2d(2, 4, 3), nn.Flatten(), nn.Linear(4 * 4 * 4, 3)
+    )
+    module[0].running_mean.fill_(1000.0)
+    module[0].running_var.fill_(0.25)
+    nn.init.normal_(module[0].weight)
+    X = 1000.0 + 0.5 * torch.randn(10, 2, 6, 6)
+    y = torch.randint(0, 3, (10,))
+    expected = reference_norms(module.double(), X.double(), y)
+    norms = per_sample_grad_norms(module.float(), X, y)
     assert np.max(np.abs(norms - expected) / expected) < 1e-4
 
 
@@ -400,3 +433,192 @@ def test_works_under_no_grad_and_for_tiny_inputs():
         np.testing.assert_allclose(per_sample_grad_norms(module, X, y), expected, rtol=1e-10)
     np.testing.assert_allclose(per_sample_grad_norms(module, X[:1], y[:1]), expected[:1])
     assert per_sample_grad_norms(module, X[:0], y[:0]).shape == (0,)
+
+
+# Convolution routes --------------------------------------------------------------
+
+#: (convolution, input shape without the batch): strides, padding modes,
+#: dilation, kernels 1 and 5, groups, depthwise, 1-D, 3-D, a single position.
+CONVOLUTIONS = {
+    "k3_padding": (lambda: nn.Conv2d(3, 4, 3, padding=1), (3, 7, 7)),
+    "stride2_even_map": (lambda: nn.Conv2d(3, 4, 3, stride=2, padding=1), (3, 8, 8)),
+    "k1": (lambda: nn.Conv2d(3, 5, 1), (3, 6, 6)),
+    "k5_padding2": (lambda: nn.Conv2d(2, 3, 5, padding=2), (2, 7, 7)),
+    "dilation2": (lambda: nn.Conv2d(2, 3, 3, padding=2, dilation=2), (2, 7, 7)),
+    "dilation2_stride2": (lambda: nn.Conv2d(2, 3, 3, stride=2, padding=1, dilation=2), (2, 9, 9)),
+    "depthwise": (lambda: nn.Conv2d(4, 4, 3, padding=1, groups=4), (4, 6, 6)),
+    "depthwise_x2_stride2": (lambda: nn.Conv2d(3, 6, 3, stride=2, groups=3), (3, 7, 7)),
+    "groups2_k5": (lambda: nn.Conv2d(4, 6, 5, padding=1, groups=2), (4, 6, 6)),
+    "rectangular": (
+        lambda: nn.Conv2d(2, 3, (3, 1), stride=(2, 1), padding=(1, 0)), (2, 6, 5)
+    ),
+    "same_even_reflect": (
+        lambda: nn.Conv2d(2, 3, 4, padding="same", padding_mode="reflect"), (2, 6, 6)
+    ),
+    "circular_stride2": (
+        lambda: nn.Conv2d(2, 3, 3, stride=2, padding=1, padding_mode="circular"), (2, 7, 7)
+    ),
+    "one_position": (lambda: nn.Conv2d(3, 4, 3), (3, 3, 3)),
+    # Many channels on a small map: the windows are gathered channels last.
+    "channels_last_windows": (lambda: nn.Conv2d(8, 4, 3, padding=1), (8, 3, 3)),
+    "channels_last_groups2": (lambda: nn.Conv2d(8, 4, 3, padding=1, groups=2), (8, 2, 2)),
+    "channels_last_reflect": (
+        lambda: nn.Conv2d(6, 3, 3, padding=1, padding_mode="reflect"), (6, 2, 3)
+    ),
+    "channels_last_1d": (lambda: nn.Conv1d(8, 3, 3, stride=2, padding=1), (8, 5)),
+    "channels_last_one_call_of_two": (lambda: nn.Conv2d(8, 4, 3, padding=1), (8, 4, 4)),
+    "1d_k5_stride2": (lambda: nn.Conv1d(3, 4, 5, stride=2, padding=2), (3, 11)),
+    "1d_depthwise_dilation2": (
+        lambda: nn.Conv1d(4, 4, 3, padding=2, dilation=2, groups=4), (4, 9)
+    ),
+    "1d_k1": (lambda: nn.Conv1d(3, 2, 1), (3, 5)),
+    "3d": (lambda: nn.Conv3d(2, 3, 3, stride=(1, 2, 2), padding=1), (2, 4, 5, 5)),
+}
+
+
+def conv_calls(name, n_calls=1, n=5, dtype=torch.float64):
+    """A convolution and its (input, output gradient) calls; a second call is one pixel larger."""
+    torch.manual_seed(0)
+    make_layer, shape = CONVOLUTIONS[name]
+    layer = make_layer().to(dtype)
+    calls = []
+    for call in range(n_calls):
+        x = torch.randn(n, shape[0], *(size + call for size in shape[1:]), dtype=dtype)
+        with torch.no_grad():
+            g = torch.randn_like(layer(x))
+        calls.append((x, g))
+    return layer, calls
+
+
+def reference_weight_grads(layer, calls):
+    """Per-sample weight gradients, by autograd one sample at a time."""
+    grads = []
+    for i in range(calls[0][0].shape[0]):
+        grads.append(sum(
+            torch.autograd.grad(layer(x[i:i + 1]), layer.weight, g[i:i + 1])[0]
+            for x, g in calls
+        ))
+    return torch.stack(grads)
+
+
+@pytest.mark.parametrize("route", ROUTES)
+@pytest.mark.parametrize("name", CONVOLUTIONS)
+def test_every_conv_route_is_exact(name, route):
+    layer, calls = conv_calls(name)
+    expected = reference_weight_grads(layer, calls).flatten(1).pow(2).sum(1)
+    torch.testing.assert_close(
+        conv_weight_sq_norms(layer, calls, route), expected, rtol=1e-10, atol=0
+    )
+
+
+@pytest.mark.parametrize("route", ROUTES)
+@pytest.mark.parametrize("name", ["k3_padding", "depthwise_x2_stride2", "1d_k5_stride2",
+                                  "channels_last_windows", "channels_last_one_call_of_two"])
+def test_conv_routes_add_up_the_calls_of_a_layer(name, route):
+    # The second call is one pixel larger: for "channels_last_one_call_of_two",
+    # too large for channels-last windows on its own.
+    layer, calls = conv_calls(name, n_calls=2)
+    expected = reference_weight_grads(layer, calls).flatten(1).pow(2).sum(1)
+    torch.testing.assert_close(
+        conv_weight_sq_norms(layer, calls, route), expected, rtol=1e-10, atol=0
+    )
+
+
+@pytest.mark.parametrize("route", ["outer", "grouped", None])
+@pytest.mark.parametrize("name", ["stride2_even_map", "depthwise", "same_even_reflect", "3d",
+                                  "channels_last_groups2", "channels_last_1d"])
+def test_conv_routes_form_exact_per_sample_grads(name, route):
+    layer, calls = conv_calls(name, n_calls=2)
+    torch.testing.assert_close(
+        conv_weight_grads(layer, calls, route), reference_weight_grads(layer, calls),
+        rtol=1e-10, atol=1e-12,
+    )
+
+
+def test_gram_route_does_not_form_gradients():
+    layer, calls = conv_calls("k3_padding")
+    with pytest.raises(ValueError, match="'outer' or 'grouped'"):
+        conv_weight_grads(layer, calls, "gram")
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_conv_routes_float32_within_tolerance(route):
+    torch.manual_seed(0)
+    layer = nn.Conv2d(16, 32, 3, padding=1).double()
+    x = torch.randn(6, 16, 16, 16, dtype=torch.float64)
+    with torch.no_grad():
+        g = torch.randn_like(layer(x))
+    expected = reference_weight_grads(layer, [(x, g)]).flatten(1).pow(2).sum(1)
+    norms = conv_weight_sq_norms(layer.float(), [(x.float(), g.float())], route)
+    assert norms.dtype == torch.float32
+    assert float(((norms.double() - expected) / expected).abs().max()) < 1e-4
+
+
+def test_memory_budget_splits_the_batch(monkeypatch):
+    layer, calls = conv_calls("k5_padding2", n=7)
+    whole = {route: conv_weight_sq_norms(layer, calls, route) for route in ROUTES}
+    monkeypatch.setattr(_weight_routes, "MEMORY_BUDGET", 1)
+    assert choose_conv_route(layer, calls)[1] == 1
+    for route in ROUTES:
+        torch.testing.assert_close(conv_weight_sq_norms(layer, calls, route), whole[route])
+
+
+def test_route_choice():
+    # A deep layer on a small map (few positions, many channels): the Gram form.
+    conv = {"gather": True}
+    assert choose_route(128, 1, 512 * 9, 512, 4 * 4, input_size=512 * 4 * 4, **conv)[0] == "gram"
+    # One position (e.g. a 1x1 map): the Gram form is the closed form |g|^2 |a|^2.
+    assert choose_route(128, 1, 64 * 9, 64, 1, input_size=64 * 9, **conv)[0] == "gram"
+    # An early layer on a large map (many positions, few channels): formed gradients.
+    assert choose_route(128, 1, 9, 24, 28 * 28, input_size=28 * 28, **conv)[0] == "outer"
+    assert choose_route(128, 1, 64 * 9, 64, 32 * 32, input_size=64 * 32 * 32, **conv)[0] == "outer"
+    # Depthwise on a large map: the grouped kernel, which gathers no windows...
+    assert choose_route(128, 64, 9, 1, 32 * 32, input_size=64 * 32 * 32, **conv)[0] == "grouped"
+    # ... unless there are no windows to gather (a 1x1 kernel).
+    assert choose_route(128, 64, 1, 1, 32 * 32, input_size=64 * 32 * 32)[0] == "outer"
+    # A linear layer over a sequence has no grouped route.
+    assert choose_route(128, 1, 64, 64, 50)[0] in ("gram", "outer")
+
+
+def test_route_choice_for_recorded_calls():
+    # A tiny layer: every route costs about its launches; per-sample
+    # gradients are formed directly.
+    tiny = nn.Conv2d(2, 3, 3)
+    x = torch.randn(8, 2, 4, 4)
+    assert choose_conv_route(tiny, [(x, tiny(x).detach())]) == ("outer", 8)
+    # A large map with few input channels: formed gradients; a small map
+    # with many: the Gram form.
+    large_map = nn.Conv2d(3, 16, 3, padding=1)
+    x = torch.randn(16, 3, 64, 64)
+    assert choose_conv_route(large_map, [(x, torch.zeros(16, 16, 64, 64))])[0] == "outer"
+    small_map = nn.Conv2d(256, 256, 3, padding=1)
+    x = torch.randn(16, 256, 2, 2)
+    assert choose_conv_route(small_map, [(x, torch.zeros(16, 256, 2, 2))])[0] == "gram"
+
+
+def test_ungrouped_conv_never_takes_the_grouped_kernel():
+    for fan_in, fan_out, positions in [(9, 24, 784), (4608, 512, 16), (1, 1, 4096)]:
+        shape = {"gather": True, "input_size": fan_in * positions}
+        costs = _weight_routes.route_costs(128, 1, fan_in, fan_out, positions, **shape)
+        assert costs["grouped"][0] == float("inf")
+        assert choose_route(128, 1, fan_in, fan_out, positions, **shape)[0] != "grouped"
+
+
+@pytest.mark.parametrize("name", ["cnn_batch_norm", "residual_block", "wide_cnn",
+                                  "conv1d_padding_modes", "layer_group_norm", "conv3d"])
+def test_same_norms_whatever_route_is_forced(name, monkeypatch):
+    module, X, y = make_case(name)
+    expected = reference_norms(module, X, y)
+    chosen = choose_conv_route
+    results = {}
+    for route in ROUTES:
+        monkeypatch.setattr(
+            _weight_routes, "choose_conv_route",
+            lambda layer, calls, routes=ROUTES, route=route: chosen(
+                layer, calls, (route,) if route in routes else routes
+            ),
+        )
+        results[route] = per_sample_grad_norms(module, X, y, batch_size=9)
+        np.testing.assert_allclose(results[route], expected, rtol=1e-10)
+    np.testing.assert_allclose(results["gram"], results["outer"], rtol=1e-12)
+    np.testing.assert_allclose(results["grouped"], results["outer"], rtol=1e-12)

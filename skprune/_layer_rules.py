@@ -6,7 +6,9 @@ network treats samples independently). Each sample's gradient with respect to
 the layer's parameters then follows from that row and the layer's input row
 ``i`` alone, so no backward pass through the parameters is needed, and for
 Linear, Conv and Embedding layers not even the per-sample gradients
-themselves: only their squared norms ("ghost norms").
+themselves: only their squared norms ("ghost norms"). How the norms of a
+weight applied at many positions (a convolution's windows, a sequence's
+steps) are computed is in :mod:`skprune._weight_routes`.
 
 A rule receives the layer, the list of its calls as ``(input, output_grad)``
 pairs (a layer called several times has several), and the names of the
@@ -17,9 +19,17 @@ layers (their contributions add up before the norm is taken).
 """
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
+
+from ._weight_routes import (
+    concat_positions,
+    conv_weight_grads,
+    conv_weight_sq_norms,
+    outer_grads,
+    sq_norms,
+    weight_sq_norms,
+)
 
 
 class LayerRule:
@@ -35,36 +45,7 @@ class LayerRule:
 
     def sq_norms(self, layer, calls, names):
         """Per-sample squared gradient norms: ``{name: tensor of shape (n,)}``."""
-        return {
-            name: grad.flatten(1).pow(2).sum(1)
-            for name, grad in self.grads(layer, calls, names).items()
-        }
-
-
-def outer_sum_sq_norms(a, g):
-    """Squared Frobenius norms of ``sum_t g[..., t] a[..., t]^T``, summed over groups.
-
-    ``a`` has shape ``(n, groups, d_a, T)`` and ``g`` ``(n, groups, d_g, T)``:
-    the gradient of a weight applied at ``T`` positions (sequence steps,
-    convolution windows, repeated calls) is that sum of outer products. Of
-    the two exact routes, the cheaper one is taken: the Gram form
-    ``sum_{t,s} (a_t . a_s)(g_t . g_s)`` costs ``T^2 (d_a + d_g)`` per
-    sample and group, forming the gradient ``T d_a d_g``.
-    """
-    positions, d_a, d_g = a.shape[3], a.shape[2], g.shape[2]
-    if positions == 1:
-        return (a.pow(2).sum((2, 3)) * g.pow(2).sum((2, 3))).sum(1)
-    if positions * positions * (d_a + d_g) < (positions + 1) * d_a * d_g:
-        gram_a = torch.matmul(a.mT, a)
-        gram_g = torch.matmul(g.mT, g)
-        return (gram_a * gram_g).sum((1, 2, 3))
-    return torch.matmul(g, a.mT).pow(2).sum((1, 2, 3))
-
-
-def _concat_positions(tensors):
-    # A layer called several times contributes like one call over all the
-    # positions of all calls; avoid the copy in the usual single-call case.
-    return tensors[0] if len(tensors) == 1 else torch.cat(tensors, dim=-1)
+        return {name: sq_norms(grad) for name, grad in self.grads(layer, calls, names).items()}
 
 
 class LinearRule(LayerRule):
@@ -74,39 +55,43 @@ class LinearRule(LayerRule):
     def _positions(calls):
         # (n, 1 group, features, positions); every middle dimension is a position.
         n = calls[0][0].shape[0]
-        a = _concat_positions([x.reshape(n, -1, x.shape[-1]).mT.unsqueeze(1) for x, _ in calls])
-        g = _concat_positions([g.reshape(n, -1, g.shape[-1]).mT.unsqueeze(1) for _, g in calls])
+        a = concat_positions([x.reshape(n, -1, x.shape[-1]).mT.unsqueeze(1) for x, _ in calls])
+        g = concat_positions([g.reshape(n, -1, g.shape[-1]).mT.unsqueeze(1) for _, g in calls])
         return a, g
 
     def sq_norms(self, layer, calls, names):
         if len(calls) == 1 and calls[0][0].dim() == 2:
             # One position per sample: the gradient g a^T has norm |g| |a|.
             x, g = calls[0]
-            g_sq = g.pow(2).sum(1)
-            norms = {"weight": x.pow(2).sum(1) * g_sq} if "weight" in names else {}
+            g_sq = sq_norms(g)
+            norms = {"weight": sq_norms(x) * g_sq} if "weight" in names else {}
             if "bias" in names:
                 norms["bias"] = g_sq
             return norms
         a, g = self._positions(calls)
         norms = {}
         if "weight" in names:
-            norms["weight"] = outer_sum_sq_norms(a, g)
+            norms["weight"] = weight_sq_norms(a, g)
         if "bias" in names:
-            norms["bias"] = g.sum(3).pow(2).sum((1, 2))
+            norms["bias"] = sq_norms(g.sum(3))
         return norms
 
     def grads(self, layer, calls, names):
         a, g = self._positions(calls)
         grads = {}
         if "weight" in names:
-            grads["weight"] = torch.matmul(g, a.mT).squeeze(1)
+            grads["weight"] = outer_grads(a, g).squeeze(1)
         if "bias" in names:
             grads["bias"] = g.sum(3).squeeze(1)
         return grads
 
 
 class ConvRule(LayerRule):
-    """``nn.Conv1d`` and ``nn.Conv2d`` (any padding mode, stride, dilation, groups)."""
+    """``nn.Conv1d``, ``Conv2d`` and ``Conv3d`` (any padding mode, stride, dilation, groups).
+
+    The weight's norms take the cheapest of the routes of
+    :mod:`skprune._weight_routes`, chosen from the layer's shapes.
+    """
 
     def __init__(self, spatial_dims):
         self.spatial_dims = spatial_dims
@@ -114,61 +99,12 @@ class ConvRule(LayerRule):
     def accepts(self, layer, x, n):
         return super().accepts(layer, x, n) and x.dim() == self.spatial_dims + 2
 
-    def _padded(self, layer, x):
-        """The input as the convolution reads it, and the padding still to apply."""
-        if layer.padding_mode != "zeros" or isinstance(layer.padding, str):
-            # The layer pads explicitly (reflect, circular, or asymmetric "same").
-            mode = "constant" if layer.padding_mode == "zeros" else layer.padding_mode
-            x = F.pad(x, layer._reversed_padding_repeated_twice, mode=mode)
-            return x, (0,) * self.spatial_dims
-        return x, layer.padding
-
-    def _patches(self, layer, x):
-        """Input windows of shape ``(n, groups, in_channels / groups * kernel, L)``."""
-        x, padding = self._padded(layer, x)
-        kernel, stride, dilation = layer.kernel_size, layer.stride, layer.dilation
-        if self.spatial_dims == 1:
-            # unfold is 2-D only: a 1-D signal is an image of height 1.
-            x = x.unsqueeze(2)
-            kernel, stride = (1, kernel[0]), (1, stride[0])
-            dilation, padding = (1, dilation[0]), (0, padding[0])
-        patches = F.unfold(x, kernel, dilation=dilation, padding=padding, stride=stride)
-        return patches.view(x.shape[0], layer.groups, -1, patches.shape[-1])
-
-    def _weight_grads(self, layer, calls):
-        # Every sample's weight gradient at once: a convolution's weight
-        # gradient with the batch folded into the channels and one group per
-        # sample (and per layer group), computed by torch's own conv kernels.
-        weight_grad = nn.grad.conv1d_weight if self.spatial_dims == 1 else nn.grad.conv2d_weight
-        total = None
-        for x, g in calls:
-            n = x.shape[0]
-            x, padding = self._padded(layer, x)
-            grads = weight_grad(
-                x.reshape(1, -1, *x.shape[2:]),
-                (n * layer.out_channels, *layer.weight.shape[1:]),
-                g.reshape(1, -1, *g.shape[2:]),
-                stride=layer.stride, padding=padding, dilation=layer.dilation,
-                groups=n * layer.groups,
-            ).view(n, *layer.weight.shape)
-            total = grads if total is None else total + grads
-        return total
-
     def sq_norms(self, layer, calls, names):
-        n, groups = calls[0][0].shape[0], layer.groups
         norms = {}
         if "weight" in names:
-            positions = sum(g[0].numel() for _, g in calls) // layer.out_channels
-            d_a = layer.weight[0].numel()
-            d_g = layer.out_channels // groups
-            if positions * positions * (d_a + d_g) < (positions + 1) * d_a * d_g:
-                a = _concat_positions([self._patches(layer, x) for x, _ in calls])
-                g = _concat_positions([g.reshape(n, groups, d_g, -1) for _, g in calls])
-                norms["weight"] = outer_sum_sq_norms(a, g)
-            else:
-                norms["weight"] = self._weight_grads(layer, calls).flatten(1).pow(2).sum(1)
+            norms["weight"] = conv_weight_sq_norms(layer, calls)
         if "bias" in names:
-            norms["bias"] = self._bias_grads(calls).pow(2).sum(1)
+            norms["bias"] = sq_norms(self._bias_grads(calls))
         return norms
 
     @staticmethod
@@ -178,7 +114,7 @@ class ConvRule(LayerRule):
     def grads(self, layer, calls, names):
         grads = {}
         if "weight" in names:
-            grads["weight"] = self._weight_grads(layer, calls)
+            grads["weight"] = conv_weight_grads(layer, calls)
         if "bias" in names:
             grads["bias"] = self._bias_grads(calls)
         return grads
@@ -248,6 +184,25 @@ def _affine_grads(normalized, g, reduce_dims, names):
     return grads
 
 
+def _channel_affine_grads(centered, g, names, scale=None):
+    # The same map with one weight per channel of an (n, channels, ...) input,
+    # x_hat = centered * scale: the per-channel scale, if any, is applied to
+    # the per-channel sums rather than to the whole activation.
+    n, channels = g.shape[:2]
+    scale = 1 if scale is None else scale.view(1, channels)
+    if centered.dim() == 2:
+        return _affine_grads(centered * scale, g, (), names)
+    grads = {}
+    if "weight" in names:
+        # A batched dot product over the positions: one operation, where a
+        # product and a sum are two passes over the whole activation.
+        dots = torch.bmm(g.reshape(n * channels, 1, -1), centered.reshape(n * channels, -1, 1))
+        grads["weight"] = dots.view(n, channels) * scale
+    if "bias" in names:
+        grads["bias"] = g.reshape(n, channels, -1).sum(2)
+    return grads
+
+
 def _sum_calls(per_call):
     total = per_call[0]
     for grads in per_call[1:]:
@@ -262,10 +217,10 @@ class BatchNormRule(LayerRule):
         per_call = []
         for x, g in calls:
             shape = (1, -1) + (1,) * (x.dim() - 2)
-            normalized = (x - layer.running_mean.view(shape)) * torch.rsqrt(
-                layer.running_var.view(shape) + layer.eps
-            )
-            per_call.append(_affine_grads(normalized, g, tuple(range(2, x.dim())), names))
+            scale = torch.rsqrt(layer.running_var + layer.eps)
+            # x - mean first: exact even when the mean dwarfs the spread.
+            centered = x - layer.running_mean.view(shape)
+            per_call.append(_channel_affine_grads(centered, g, names, scale))
         return _sum_calls(per_call)
 
 
@@ -279,9 +234,8 @@ class LayerNormRule(LayerRule):
         per_call = []
         for x, g in calls:
             normalized_dims = tuple(range(x.dim() - len(layer.normalized_shape), x.dim()))
-            mean = x.mean(normalized_dims, keepdim=True)
-            var = x.var(normalized_dims, unbiased=False, keepdim=True)
-            normalized = (x - mean) * torch.rsqrt(var + layer.eps)
+            var, mean = torch.var_mean(x, normalized_dims, unbiased=False, keepdim=True)
+            normalized = (x - mean).mul_(torch.rsqrt(var + layer.eps))
             reduce_dims = tuple(range(1, x.dim() - len(layer.normalized_shape)))
             per_call.append(_affine_grads(normalized, g, reduce_dims, names))
         return _sum_calls(per_call)
@@ -294,10 +248,9 @@ class GroupNormRule(LayerRule):
         per_call = []
         for x, g in calls:
             grouped = x.reshape(x.shape[0], layer.num_groups, -1)
-            mean = grouped.mean(2, keepdim=True)
-            var = grouped.var(2, unbiased=False, keepdim=True)
-            normalized = ((grouped - mean) * torch.rsqrt(var + layer.eps)).view_as(x)
-            per_call.append(_affine_grads(normalized, g, tuple(range(2, x.dim())), names))
+            var, mean = torch.var_mean(grouped, 2, unbiased=False, keepdim=True)
+            normalized = (grouped - mean).mul_(torch.rsqrt(var + layer.eps)).view_as(x)
+            per_call.append(_channel_affine_grads(normalized, g, names))
         return _sum_calls(per_call)
 
 
@@ -307,6 +260,7 @@ _RULES = (
     (nn.Linear, LinearRule()),
     (nn.Conv1d, ConvRule(1)),
     (nn.Conv2d, ConvRule(2)),
+    (nn.Conv3d, ConvRule(3)),
     (_BatchNorm, BatchNormRule()),
     (nn.LayerNorm, LayerNormRule()),
     (nn.GroupNorm, GroupNormRule()),
