@@ -77,6 +77,8 @@ class Network:
             "batch_size": self.batch_size,
             "max_epochs": 1,
             "device": str(device),
+            # A warm-up epoch of a few rows lacks classes the timed epoch has.
+            "classes": np.arange(self.n_classes),
             **{f"module__{name}": value for name, value in self.module_params},
         }
         settings.update(params)

@@ -6,6 +6,7 @@ documented in docs/user_guide/scaling.rst ("The GPU check").
 """
 
 import json
+import os
 import pickle
 import shutil
 import subprocess
@@ -293,8 +294,13 @@ def test_sizes_from_the_command_line():
 @pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
 def test_make_target_builds_the_venv_only_for_the_venv_python():
     def dry_run(*variables):
-        return subprocess.run(["make", "-n", "gpu-check", *variables], cwd=REPO,
-                              capture_output=True, text=True, check=True).stdout
+        # Under a parent make (make test), MAKEFLAGS would add "Entering
+        # directory" lines.
+        env = {key: value for key, value in os.environ.items()
+               if key not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+        return subprocess.run(["make", "--no-print-directory", "-n", "gpu-check", *variables],
+                              cwd=REPO, env=env, capture_output=True, text=True,
+                              check=True).stdout
 
     other = dry_run("GPU_CHECK_PY=python3", "GPU_CHECK_OUT=/tmp/out/check.json",
                     "GPU_CHECK_ARGS=--data-root .fmnist")

@@ -216,6 +216,24 @@ def test_recipenet_integer_and_soft_targets_unchanged(digits):
     assert set(np.unique(net.predict(X))) <= set(range(10))
 
 
+def test_recipenet_tensor_labels_that_are_positions_stay_tensors(digits):
+    # Class indices 0 .. K - 1 on the device reach skorch as they are (the
+    # GPU check times training on device tensors); other labels are encoded.
+    X, y = digits
+    seen = []
+
+    class Recording(RecipeNet):
+        def get_dataset(self, X, y=None):
+            seen.append(type(y))
+            return super().get_dataset(X, y)
+
+    settings = dict(module__n_classes=10, module__hidden=(16,), max_epochs=1,
+                    train_split=None, device="cpu")
+    Recording(MLP, **settings).fit(torch.as_tensor(X), torch.as_tensor(y))
+    Recording(MLP, **settings).fit(torch.as_tensor(X), torch.as_tensor(y + 1))
+    assert seen == [torch.Tensor, np.ndarray]
+
+
 # --- a plain skorch NeuralNetClassifier: the documented recipe works ---------------
 
 

@@ -222,6 +222,10 @@ class RecipeNet(NeuralNetClassifier):
         classes, positions = self._encode_labels(labels)
         self.__dict__["_label_classes_"] = classes
         self.__dict__["_fitting_on_positions_"] = True
+        if isinstance(y, torch.Tensor) and np.array_equal(positions, labels):
+            # Labels that already are output positions stay where they are
+            # (a tensor on the GPU is not copied to the host and back).
+            positions = y
         try:
             return super().fit_loop(X, positions, epochs=epochs, **fit_params)
         finally:
