@@ -7,6 +7,7 @@ four panels against density, one line per method, min/max bands. Every file
 is written atomically: a run killed while writing leaves the previous version.
 """
 
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -216,8 +217,8 @@ def write_tables(rows, out_dir):
 
 
 def _write_csv(frame, path):
-    with atomic_path(path) as partial:
-        frame.to_csv(partial, index=False)
+    with atomic_path(path) as temporary:
+        frame.to_csv(temporary, index=False)
     return path
 
 
@@ -233,8 +234,8 @@ def method_style(protocol, strategy_name):
     return {"color": color, "linestyle": entry.linestyle, "marker": entry.marker}
 
 
-def write_figures(rows, out_dir):
-    """Write the paper-style figures as PNG, PDF and SVG.
+def write_figures(rows, out_dir, formats=FIGURE_FORMATS):
+    """Write the paper-style figures, by default as PNG, PDF and SVG.
 
     ``figures/<strategy>.*`` (Figure 2): every protocol of one strategy, with
     the strategy-free ones. ``figures/strategies.*`` (Figure 1): each strategy
@@ -243,6 +244,14 @@ def write_figures(rows, out_dir):
     ``figures/class_density.*``: at the lowest density, every class's kept
     fraction against its recall under the full-data model: which classes a
     method starves.
+
+    Parameters
+    ----------
+    rows : iterable of dict
+    out_dir : str or Path
+    formats : sequence of {"png", "pdf", "svg"}, default=FIGURE_FORMATS
+        A figure of another format left by an earlier run is removed, so that
+        no figure is older than the results.
 
     Returns
     -------
@@ -254,6 +263,7 @@ def write_figures(rows, out_dir):
         If a file cannot be written; the message names it.
     """
     figures = make_directory(Path(out_dir) / "figures")
+    save = partial(_save, formats=tuple(formats))
     summary = summarize(rows)
     methods = summary.drop_duplicates("method")[["method", "protocol", "strategy"]]
     methods = methods[methods["protocol"] != FULL]
@@ -263,35 +273,45 @@ def write_figures(rows, out_dir):
     for name in strategies:
         own = methods[methods["strategy"] == name]
         # A module:Class strategy's colon has no place in a file name.
-        paths += _plot(summary, pd.concat([shared, own]), figures / name.replace(":", "."),
-                       title=f"{strategy(name).label}: pruning protocols")
+        paths += save(_plot(summary, pd.concat([shared, own]),
+                            title=f"{strategy(name).label}: pruning protocols"),
+                      figures / name.replace(":", "."))
     plain = methods[methods["protocol"] == "Strategy"]
     if not plain.empty:
-        paths += _plot(summary, pd.concat([shared[shared["protocol"] == "Random"], plain]),
-                       figures / "strategies", title="Pruning strategies")
+        paths += save(_plot(summary, pd.concat([shared[shared["protocol"] == "Random"], plain]),
+                            title="Pruning strategies"), figures / "strategies")
     if not strategies:
-        paths += _plot(summary, shared, figures / "protocols", title="Pruning protocols")
-    paths += _plot_class_density(rows, figures / "class_density")
+        paths += save(_plot(summary, shared, title="Pruning protocols"), figures / "protocols")
+    density_figure = _plot_class_density(rows)
+    if density_figure is not None:
+        paths += save(density_figure, figures / "class_density")
     return paths
 
 
-def write_report(rows, out_dir):
+def write_report(rows, out_dir, figure_formats=FIGURE_FORMATS):
     """Write every table and figure; returns ``{"tables": [...], "figures": [...]}``."""
     rows = list(rows)
-    return {"tables": write_tables(rows, out_dir), "figures": write_figures(rows, out_dir)}
+    return {"tables": write_tables(rows, out_dir),
+            "figures": write_figures(rows, out_dir, figure_formats)}
 
 
-def _save(figure, stem):
+def _save(figure, stem, formats):
     paths = []
     for extension in FIGURE_FORMATS:
         path = stem.with_suffix(f".{extension}")
-        with atomic_path(path) as partial:
-            figure.savefig(partial, dpi=150, format=extension)
+        if extension not in formats:
+            path.unlink(missing_ok=True)
+            continue
+        with atomic_path(path) as temporary:
+            figure.savefig(temporary, dpi=150, format=extension)
         paths.append(path)
+        # The constrained layout is found once: every format has the same
+        # sizes in points, and a layout pass costs as much as drawing.
+        figure.set_layout_engine("none")
     return paths
 
 
-def _plot(summary, methods, stem, title):
+def _plot(summary, methods, title):
     """Four panels against density: one line and min/max band per method.
 
     Lines are shifted sideways by a fraction of the smallest density step,
@@ -325,15 +345,18 @@ def _plot(summary, methods, stem, title):
     handles, labels = axes[0].get_legend_handles_labels()
     figure.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 6))
     figure.suptitle(title)
-    return _save(figure, stem)
+    return figure
 
 
-def _plot_class_density(rows, stem):
-    """Kept fraction of every class against its full-data recall, at the lowest density."""
+def _plot_class_density(rows):
+    """Kept fraction of every class against its full-data recall, at the lowest density.
+
+    ``None`` without both full-data and pruned rows.
+    """
     full = [row for row in rows if row["protocol"] == FULL]
     pruned = [row for row in rows if row["protocol"] != FULL]
     if not full or not pruned:
-        return []
+        return None
     density = min(row["density"] for row in pruned)
     classes = list(full[0]["class_recall"])
     full_recall = {label: sum(row["class_recall"][label] for row in full) / len(full)
@@ -357,7 +380,7 @@ def _plot_class_density(rows, stem):
     axis.set_title(f"Which classes pruning starves (density {density:g})")
     axis.grid(alpha=0.3)
     axis.legend(loc="best", fontsize="small")
-    return _save(figure, stem)
+    return figure
 
 
 def _method_rank(protocol, strategy_name, strategies):

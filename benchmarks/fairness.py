@@ -71,6 +71,7 @@ from ._data import load_benchmark_data
 from ._files import atomic_path, make_directory, os_error_message
 from ._registry import ALL_PROTOCOLS, FULL, GROUP_PROTOCOLS, PROTOCOLS, STRATEGIES
 from ._report import (
+    FIGURE_FORMATS,
     display_table,
     metrics_of,
     summarize,
@@ -91,7 +92,8 @@ IDLE_WORKER_TIMEOUT = 30
 
 
 def run_benchmark(config, out_dir, *, n_jobs=1, backend="loky", scheduler=None,
-                  progress=True, export_scores=False, log=print):
+                  progress=True, export_scores=False, figure_formats=FIGURE_FORMATS,
+                  log=print):
     """Run every unfinished cell of ``config``, then write tables and figures.
 
     Parameters
@@ -109,6 +111,8 @@ def run_benchmark(config, out_dir, *, n_jobs=1, backend="loky", scheduler=None,
         Show progress bars (on stderr).
     export_scores : bool, default=False
         Also write every strategy's scores, per seed, to ``scores/*.csv``.
+    figure_formats : sequence of {"png", "pdf", "svg"}, default=FIGURE_FORMATS
+        Formats of the figures; figures of the other formats are removed.
     log : callable, default=print
 
     Returns
@@ -141,7 +145,7 @@ def run_benchmark(config, out_dir, *, n_jobs=1, backend="loky", scheduler=None,
             _run_pending(config, pending, store, out_dir, n_jobs=n_jobs, backend=backend,
                          scheduler=scheduler, total=len(cells), progress=progress)
         rows = list(store.rows.values())
-    paths = write_report(rows, out_dir)
+    paths = write_report(rows, out_dir, figure_formats)
     paths["scores"] = write_scores(config, out_dir) if export_scores else []
     return {"rows": rows, **paths}
 
@@ -418,6 +422,10 @@ def build_parser():
                         help="joblib backend (default: loky)")
     parser.add_argument("--scheduler", metavar="ADDRESS",
                         help="dask scheduler address, with --backend dask")
+    parser.add_argument("--figure-formats", nargs="+", choices=FIGURE_FORMATS,
+                        default=list(FIGURE_FORMATS), metavar="FORMAT",
+                        help="formats of the figures, of png, pdf, svg (default: all three; "
+                        "figures of the others are removed)")
     parser.add_argument("--export-scores", action="store_true",
                         help="also write every strategy's scores to scores/*.csv")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -575,7 +583,8 @@ def main(argv=None):
                       f"{config.dataset!r} dataset.", file=sys.stderr)
             result = run_benchmark(config, out_dir, n_jobs=n_jobs, backend=args.backend,
                                    scheduler=args.scheduler, progress=not args.no_progress,
-                                   export_scores=args.export_scores)
+                                   export_scores=args.export_scores,
+                                   figure_formats=args.figure_formats)
     # The project's own errors, each with a message naming the file or the
     # setting and the fix, and OSErrors, described from their errno. Anything
     # else is a bug and keeps its traceback.

@@ -43,6 +43,10 @@ def progress(total, description, verbose):
         yield bar
     finally:
         _active.reset(token)
+        # tqdm draws at most every 0.1 s: without this, runs that end sooner
+        # never show their final count (logs keep the last drawn state).
+        if not bar.disable:
+            bar.refresh()
         bar.close()
 
 

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from skprune import allocate_class_counts
@@ -24,7 +24,8 @@ def allocation_cases(draw):
     return np.array(sizes), np.array(weights), n_keep
 
 
-@settings(max_examples=300, deadline=None)
+# derandomize: CI runs the same examples every time (a failure reproduces).
+@settings(max_examples=300, deadline=None, derandomize=True)
 @given(allocation_cases())
 def test_total_is_exact_and_bounds_hold(case):
     sizes, weights, n_keep = case
@@ -34,8 +35,15 @@ def test_total_is_exact_and_bounds_hold(case):
     assert np.all(counts <= sizes)
 
 
-@settings(max_examples=300, deadline=None)
+# derandomize: CI runs the same examples every time (a failure reproduces).
+@settings(max_examples=300, deadline=None, derandomize=True)
 @given(allocation_cases())
+# Rounding at the floor classes moves the mean of the free ones' densities.
+@example((np.array([1, 1, 1, 1, 1, 751, 1, 124, 1, 1, 6, 623, 1, 2, 2, 1, 185, 1, 2, 7,
+                    347, 1, 2904, 637, 379, 557, 26, 13]),
+          np.array([0, 0, 0, 0, 0, 0.211379971, 1e-3, 0.75, 58, 0, 0, 122, 0, 1, 31, 0,
+                    0.859375, 0, 0, 0, 0.859375, 63, 16, 0, 0.65625, 62, 0, 0]),
+          1965))
 def test_unsaturated_densities_follow_weights(case):
     sizes, weights, n_keep = case
     if not np.any(weights > 0):
@@ -46,14 +54,20 @@ def test_unsaturated_densities_follow_weights(case):
     free = (counts > 1) & (counts < sizes) & (weights > 0)
     if free.sum() < 2:
         return
+    # Some lam puts every free class within one sample of lam * N_k * w_k:
+    # the highest lower end is at most the lowest upper end. (lam estimated
+    # from the rounded counts is not that lam: classes kept at their floor
+    # carry rounding too.)
     mass = sizes[free] * weights[free]
-    lam = counts[free].sum() / mass.sum()
-    assert np.all(np.abs(counts[free] - lam * mass) <= 1 + 1e-6 * counts[free])
+    lam_low = np.max((counts[free] - 1) / mass)
+    lam_high = np.min((counts[free] + 1) / mass)
+    assert lam_low <= lam_high * (1 + 1e-9)
     # A saturated class has a density weight at least that of the free ones
     # (it would have needed more than all of its samples).
     saturated = (counts == sizes) & (sizes > 1) & (weights > 0)
     if saturated.any():
-        assert np.all(lam * sizes[saturated] * weights[saturated] >= sizes[saturated] - 1 - 1e-9)
+        assert np.all(lam_high * sizes[saturated] * weights[saturated]
+                      >= sizes[saturated] - 1 - 1e-9)
 
 
 def test_paper_imbalanced_example():

@@ -29,7 +29,7 @@ from benchmarks._report import write_report
 from benchmarks._results import CorruptFileError, read_rows
 
 REPO = Path(__file__).resolve().parents[1]
-SMOKE = ["--preset", "smoke", "--no-progress"]
+SMOKE = ["--preset", "smoke", "--no-progress", "--figure-formats", "png"]
 FASHION_MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
                        "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
@@ -277,7 +277,7 @@ def fashion_mnist_root(root, damaged):
 def test_damaged_dataset_file_names_it(tmp_path, capsys, damaged):
     first = fashion_mnist_root(tmp_path / "fm", damaged)
     status, err = run(capsys, "--dataset", "fashion-mnist", "--model", "mlp", "--data-root",
-                      str(tmp_path / "fm"), "--out", str(tmp_path / "out"), "--no-progress")
+                      str(tmp_path / "fm"), "--out", str(tmp_path / "out"), "--no-progress", "--figure-formats", "png")
     line = assert_one_line_error(status, err, first)
     assert "again" in line  # download it again
     assert not (tmp_path / "out").exists(), "nothing is written before the data loads"
@@ -303,7 +303,7 @@ def test_tilde_reaches_the_data_loader_expanded(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
     first = fashion_mnist_root(tmp_path / "fm", lambda content: b"garbage")
     status, err = run(capsys, "--dataset", "fashion-mnist", "--model", "mlp",
-                      "--data-root=~/fm", "--out=~/out", "--no-progress")
+                      "--data-root=~/fm", "--out=~/out", "--no-progress", "--figure-formats", "png")
     assert_one_line_error(status, err, first)
 
 

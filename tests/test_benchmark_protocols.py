@@ -100,7 +100,7 @@ def test_strategy_params_parsing():
 def test_every_option_is_checked_before_the_first_cell(argv, message, tmp_path, capsys):
     out = tmp_path / "out"
     try:
-        status = fairness.main(["--preset", "smoke", "--out", str(out), "--no-progress",
+        status = fairness.main(["--preset", "smoke", "--out", str(out), "--no-progress", "--figure-formats", "png",
                                 *argv])
     except SystemExit as exit_info:  # usage errors, from argparse
         status = exit_info.code
@@ -153,7 +153,7 @@ def test_own_npz_data_and_module_function_model(tmp_path, monkeypatch, capsys):
              X_test=(X[1200:] / 16), y_test=y[1200:], class_names=names)
     common = ["--strategies", "el2n", "--strategy-params", "el2n:n_runs=1",
               "--protocols", "Random", "Strategy", "--densities", "0.5", "--seeds", "0",
-              "--no-progress", "--export-scores", "--lr", "0.2", "--batch-size", "32"]
+              "--no-progress", "--figure-formats", "png", "--export-scores", "--lr", "0.2", "--batch-size", "32"]
     for dataset, out in ((str(tmp_path / "digits.npz"), tmp_path / "npz"),
                          ("own_model:data", tmp_path / "function")):
         status = fairness.main(["--dataset", dataset, "--model", "own_model:make",
@@ -174,7 +174,7 @@ def test_drop_protocol_runs_end_to_end(tmp_path, capsys):
     status = fairness.main(["--preset", "smoke", "--query-protocol", "drop", "--test-split",
                             "ordered", "--epochs-rounding", "floor", "--densities", "0.5",
                             "--strategy-params", "el2n:n_runs=2", "--out", str(out),
-                            "--no-progress"])
+                            "--no-progress", "--figure-formats", "png"])
     assert status == 0, capsys.readouterr().err
     rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     assert {row["method"] for row in rows} >= {"EL2N+MetriQ", "Random+MetriQ"}
@@ -243,6 +243,10 @@ def test_figures_come_in_three_formats_with_one_style_per_method(tmp_path):
     for stem in ("el2n", "strategies", "class_density"):
         assert {f"{stem}.png", f"{stem}.pdf", f"{stem}.svg"} <= names
     assert (tmp_path / "figures" / "el2n.pdf").read_bytes()[:4] == b"%PDF"
+    # One format only: the others, older than these results, are removed.
+    paths = write_figures(rows, tmp_path, formats=["png"])
+    assert {path.suffix for path in paths} == {".png"}
+    assert {path.suffix for path in (tmp_path / "figures").iterdir()} == {".png"}
 
 
 GROUPED_DATA = textwrap.dedent("""
@@ -270,7 +274,7 @@ def test_group_protocols_report_worst_group_accuracy(tmp_path, monkeypatch, caps
         "--dataset", "grouped_data:data", "--model", "mlp", "--recipe", "digits-mlp",
         "--epochs", "4", "--strategies", "el2n", "--strategy-params", "el2n:n_runs=1",
         "--protocols", "Random+MetriQ", "Random+GroupMetriQ", "Strategy+GroupMetriQ",
-        "--densities", "0.5", "--seeds", "0", "--out", str(out), "--no-progress"])
+        "--densities", "0.5", "--seeds", "0", "--out", str(out), "--no-progress", "--figure-formats", "png"])
     assert status == 0, capsys.readouterr().err
     rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     by_method = {row["method"]: row for row in rows}
@@ -289,6 +293,6 @@ def test_group_protocols_report_worst_group_accuracy(tmp_path, monkeypatch, caps
 
 def test_group_protocols_need_data_with_groups(tmp_path, capsys):
     status = fairness.main(["--preset", "smoke", "--protocols", "Random+GroupMetriQ",
-                            "--out", str(tmp_path / "x"), "--no-progress"])
+                            "--out", str(tmp_path / "x"), "--no-progress", "--figure-formats", "png"])
     assert status == 1
     assert "has no groups" in capsys.readouterr().err

@@ -63,7 +63,7 @@ def run_in_process(out, *options):
     """``main`` on the smoke preset; returns (exit status, trainings counted)."""
     with pytest.MonkeyPatch.context() as patch:
         trainings = count_trainings(patch)
-        status = fairness.main(["--preset", "smoke", "--out", str(out), "--no-progress",
+        status = fairness.main(["--preset", "smoke", "--out", str(out), "--no-progress", "--figure-formats", "png",
                                 *options])
     return status, len(trainings)
 
@@ -165,7 +165,7 @@ def test_kill_and_resume_gives_the_same_rows_and_tables(smoke_run, tmp_path):
            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
     process = subprocess.Popen(
         [sys.executable, "-m", "benchmarks.fairness", "--preset", "smoke", "--out", str(out),
-         "--no-progress"],
+         "--no-progress", "--figure-formats", "png"],
         cwd=REPO, env=env, start_new_session=True,
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
@@ -205,13 +205,21 @@ def test_kill_and_resume_gives_the_same_rows_and_tables(smoke_run, tmp_path):
 def test_dask_backend(smoke_run, tmp_path):
     distributed = pytest.importorskip("distributed")
     out = tmp_path / "dask"
+    # One density: half the cells, every protocol, and still a shared cache.
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   dashboard_address=None) as cluster:
-        status = fairness.main(["--preset", "smoke", "--out", str(out), "--no-progress",
-                                "--backend", "dask", "--scheduler", cluster.scheduler_address])
+        status = fairness.main(["--preset", "smoke", "--densities", "0.3", "--out", str(out),
+                                "--no-progress", "--figure-formats", "png", "--backend",
+                                "dask", "--scheduler", cluster.scheduler_address])
     assert status == 0
-    assert len(read_results(out)) == len(SMOKE.cells())
-    assert_same_tables(out, smoke_run.out)
+    rows = comparable(read_results(out))
+    expected = comparable(row for row in read_results(smoke_run.out)
+                          if row["density"] in (0.3, 1.0))
+    assert len(rows) == len(expected) >= 6
+    # The same numbers as in one process; only the configuration differs.
+    strip = lambda rows: {key: {k: v for k, v in row.items() if k != "config"}  # noqa: E731
+                          for key, row in rows.items()}
+    assert strip(rows) == strip(expected)
     # Workers share the disk cache: one entry for the EL2N scores, one for
     # the MetriQ recalls, however many workers used them.
     entries = list((out / "cache").rglob("*.npz"))
@@ -239,7 +247,7 @@ def test_bad_input_gets_a_clear_error(argv, message, capsys):
 
 def test_density_below_one_sample_per_class(tmp_path, capsys):
     status = fairness.main(["--preset", "smoke", "--densities", "0.001", "--out",
-                            str(tmp_path), "--no-progress"])
+                            str(tmp_path), "--no-progress", "--figure-formats", "png"])
     assert status == 1
     assert "fewer than one sample per class" in capsys.readouterr().err
 
