@@ -10,16 +10,18 @@ CONSTRAINTS := constraints.txt
 
 .PHONY: demo test docs docs-check chromium fashion-mnist clean gpu-check
 
+# Bytecode: pip would compile every file of every dependency on one core
+# (minutes, for torch's thousands of modules that are never imported).
+# Instead each module is compiled when first imported and kept, also where
+# PYTHONDONTWRITEBYTECODE is set, so that later processes (test workers,
+# benchmark workers) start fast.
+RUN := PYTHONDONTWRITEBYTECODE= $(PY)
+
 # The package states lower bounds only (pyproject.toml); the exact torch
-# builds of this virtualenv come from the constraints file. pip compiles
-# bytecode one file at a time; compileall uses every core, and the bytecode
-# must exist up front where PYTHONDONTWRITEBYTECODE is set. (A file that
-# does not compile, e.g. a Python 2 test data file in a dependency, is
-# only left uncompiled: not a failure.)
+# builds of this virtualenv come from the constraints file.
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --no-compile -c $(CONSTRAINTS) -e ".[test,benchmark]"
-	$(PY) -m compileall -q -j 0 $(VENV)/lib > /dev/null || true
 	touch $(STAMP)
 
 # Sphinx and its extensions, on top of the test environment.
@@ -36,10 +38,10 @@ fashion-mnist:
 	fi
 
 demo: $(STAMP) fashion-mnist
-	$(PY) -m benchmarks.fairness --preset demo --out results/demo
+	$(RUN) -m benchmarks.fairness --preset demo --out results/demo
 
 test: $(STAMP)
-	$(PY) -m pytest -n 2 -q
+	$(RUN) -m pytest -n 2 -q
 
 # The GPU check: one JSON file of speed measurements (benchmarks/gpu_check.py).
 # Where there is no venv (a borrowed GPU machine with torch installed), give
