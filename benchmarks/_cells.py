@@ -36,8 +36,11 @@ def make_base_net(config, data):
     """
     n_classes, input_shape = len(data.classes), tuple(data.X_train.shape[1:])
     if config.model in MODELS:
-        return make_net(config.model, n_classes, config.recipe, input_shape=input_shape,
-                        **config.net_params)
+        try:
+            return make_net(config.model, n_classes, config.recipe, input_shape=input_shape,
+                            **config.net_params)
+        except ValueError as exc:  # a model that cannot take this data's shape
+            raise InvalidConfigError(f"--model {config.model}: {exc}") from None
     try:
         make = import_object(config.model, "--model")
     except RegistryError as exc:

@@ -126,6 +126,9 @@ class BenchmarkConfig:
     selection: str = "hardest"
     test_split: str = "stratified"
     epochs_rounding: str = "round"
+    #: Digest of the user's own data, model and pruner classes (see
+    #: :func:`own_inputs_digest`); ``None`` with built-in ones only.
+    own_inputs: str | None = None
 
     #: Fields that change what a cell's row holds. The grid (strategies,
     #: protocols, densities, seeds) may grow between runs into the same
@@ -190,6 +193,9 @@ class BenchmarkConfig:
     def result_settings(self):
         """The settings a row depends on beyond its own cell, as plain JSON data."""
         settings = {name: getattr(self, name) for name in self.RESULT_FIELDS}
+        if self.own_inputs is not None:
+            # Only then: built-in runs keep the fingerprints of earlier versions.
+            settings["own_inputs"] = self.own_inputs
         settings["net_params"] = {
             name: value for name, value in self.net_params.items()
             if name not in self.DEVICE_PARAMS

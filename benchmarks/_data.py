@@ -7,6 +7,7 @@ worker, which is the case on one machine and on a cluster with shared storage.
 """
 
 import functools
+import os
 
 import numpy as np
 from sklearn.model_selection import train_test_split
@@ -18,7 +19,6 @@ from ._config import InvalidConfigError
 from ._registry import RegistryError, import_object
 
 
-@functools.lru_cache(maxsize=2)
 def load_benchmark_data(dataset, data_root=None, n_train=None):
     """Load a dataset and subsample its training set.
 
@@ -50,6 +50,21 @@ def load_benchmark_data(dataset, data_root=None, n_train=None):
         it), or ``n_train`` is below the number of classes
         (:class:`~benchmarks._config.InvalidConfigError`).
     """
+    # Loaded once per process and file version: an .npz rewritten in place
+    # is read again.
+    return _load_subsampled(dataset, data_root, n_train, _file_stamp(dataset))
+
+
+def _file_stamp(path):
+    try:
+        stat = os.stat(path)
+    except (OSError, TypeError, ValueError):
+        return None
+    return stat.st_mtime_ns, stat.st_size
+
+
+@functools.lru_cache(maxsize=2)
+def _load_subsampled(dataset, data_root, n_train, stamp):
     data = _load(dataset, data_root)
     n_classes = len(np.unique(data.y_train))
     if n_train is not None and n_train < n_classes:

@@ -280,8 +280,12 @@ def write_figures(rows, out_dir, formats=FIGURE_FORMATS):
     if not plain.empty:
         paths += save(_plot(summary, pd.concat([shared[shared["protocol"] == "Random"], plain]),
                             title="Pruning strategies"), figures / "strategies")
+    else:
+        save(None, figures / "strategies")  # an earlier run's, now out of date
     if not strategies:
         paths += save(_plot(summary, shared, title="Pruning protocols"), figures / "protocols")
+    else:
+        save(None, figures / "protocols")
     density_figure = _plot_class_density(rows)
     if density_figure is not None:
         paths += save(density_figure, figures / "class_density")
@@ -296,10 +300,11 @@ def write_report(rows, out_dir, figure_formats=FIGURE_FORMATS):
 
 
 def _save(figure, stem, formats):
+    """Write ``figure`` as ``stem.<format>``; remove the other formats (all, for ``None``)."""
     paths = []
     for extension in FIGURE_FORMATS:
         path = stem.with_suffix(f".{extension}")
-        if extension not in formats:
+        if figure is None or extension not in formats:
             path.unlink(missing_ok=True)
             continue
         with atomic_path(path) as temporary:

@@ -46,13 +46,15 @@ import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 from joblib import Parallel, delayed, effective_n_jobs, parallel_config
 from joblib.externals.loky import get_reusable_executor
 from tqdm.auto import tqdm
 
-import pandas as pd
-
 from skprune.base import smallest_density
+from skprune.cache import UncacheableError
+from skprune.cache import fingerprint as content_hash
 from skprune.datasets import DATASETS, DatasetFormatError, DatasetNotFoundError
 from skprune.models import MODELS, RECIPES
 from skprune.selection import SELECTIONS
@@ -69,7 +71,15 @@ from ._config import (
 )
 from ._data import load_benchmark_data
 from ._files import atomic_path, make_directory, os_error_message
-from ._registry import ALL_PROTOCOLS, FULL, GROUP_PROTOCOLS, PROTOCOLS, STRATEGIES
+from ._registry import (
+    ALL_PROTOCOLS,
+    FULL,
+    GROUP_PROTOCOLS,
+    PROTOCOLS,
+    STRATEGIES,
+    RegistryError,
+    import_object,
+)
 from ._report import (
     FIGURE_FORMATS,
     display_table,
@@ -128,6 +138,7 @@ def run_benchmark(config, out_dir, *, n_jobs=1, backend="loky", scheduler=None,
     """
     out_dir = Path(out_dir)
     data = load_benchmark_data(config.dataset, config.data_root, config.n_train)
+    config = dataclasses.replace(config, own_inputs=own_inputs_digest(config, data))
     _check_densities(config, data)
     _check_groups(config, data)
     check_pruners(config)
@@ -148,6 +159,36 @@ def run_benchmark(config, out_dir, *, n_jobs=1, backend="loky", scheduler=None,
     paths = write_report(rows, out_dir, figure_formats)
     paths["scores"] = write_scores(config, out_dir) if export_scores else []
     return {"rows": rows, **paths}
+
+
+def own_inputs_digest(config, data):
+    """A hash of the user's own data, model function and pruner classes, or ``None``.
+
+    A path or a ``module:name`` says where they are, not what they are: a
+    rerun on an edited ``.npz`` or model must not resume into rows computed
+    from the old one. The data is keyed by its arrays, code by its source
+    files (as skprune's cache keys it).
+    """
+    parts = {}
+    if config.dataset not in DATASETS:
+        parts["data"] = content_hash({name: value for name, value in data.items()
+                                     if isinstance(value, np.ndarray)})
+    code = [("--model", config.model)] + [("--strategies", name) for name in config.strategies]
+    for option, spec in code:
+        if ":" not in spec or spec in MODELS or spec in STRATEGIES:
+            continue
+        try:
+            parts[spec] = content_hash(import_object(spec, option))
+        except RegistryError as exc:
+            raise InvalidConfigError(str(exc)) from None
+        except UncacheableError as exc:
+            raise InvalidConfigError(
+                f"{spec}: results computed with it cannot be told apart from those of an "
+                f"edited version ({exc})."
+            ) from None
+    if not parts:
+        return None
+    return content_hash(parts)
 
 
 def _check_groups(config, data):
@@ -328,6 +369,26 @@ def _positive_int(text):
     return value
 
 
+def _nonzero_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a non-zero integer; got {text!r}") from None
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be a non-zero integer (-1: every core); got 0")
+    return value
+
+
+def _device(text):
+    from skprune._torch_utils import check_device
+
+    try:
+        check_device(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def _positive_float(text):
     try:
         value = float(text)
@@ -385,7 +446,7 @@ def build_parser():
                         "recipe's)")
     parser.add_argument("--batch-size", type=_positive_int, metavar="N",
                         help="batch size (overrides the recipe's)")
-    parser.add_argument("--device", help="where networks run: auto (default), cpu, cuda, "
+    parser.add_argument("--device", type=_device, help="where networks run: auto (default), cpu, cuda, "
                         "cuda:1, ...")
     parser.add_argument("--strategies", nargs="+", metavar="STRATEGY",
                         help=f"of {', '.join(STRATEGIES)}, or a pruner class of your own "
@@ -416,7 +477,7 @@ def build_parser():
                         help="also train on the whole training set once per seed")
     parser.add_argument("--out", type=_path, metavar="DIR",
                         help="output directory (default: results/<preset>)")
-    parser.add_argument("--n-jobs", type=int, metavar="N",
+    parser.add_argument("--n-jobs", type=_nonzero_int, metavar="N",
                         help="cells run at once; -1: every core (loky) or dask thread")
     parser.add_argument("--backend", choices=["loky", "dask"], default="loky",
                         help="joblib backend (default: loky)")

@@ -74,7 +74,9 @@ RANDOM_STATE = """\
 random_state : int, RandomState instance or None, default=None
     Seeds the query networks, the quota and tie breaks. Only integer
     seeds make results cacheable. A fit leaves the global torch, numpy and
-    Python random states as it found them."""
+    Python random states as it found them, except that ``None`` draws the
+    fit's seeds from numpy's global generator, as scikit-learn's estimators
+    do (so ``np.random.seed`` reproduces it)."""
 
 MEMORY = """\
 memory : None, str, path or joblib.Memory, default=None

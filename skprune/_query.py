@@ -19,6 +19,7 @@ from skorch.utils import to_device
 from ._torch_utils import (
     batch_length,
     check_class_outputs,
+    check_device,
     check_labels,
     describe_forward_error,
     eval_mode,
@@ -30,6 +31,7 @@ from ._torch_utils import (
     require_output_kind,
     resolve_device,
     seeded,
+    with_position_labels,
 )
 from ._progress import epoch_callbacks, query_net_verbose
 from .exceptions import DegenerateTrainingWarning, TrainingDivergedError
@@ -175,15 +177,24 @@ def make_query_net(estimator, *, owner, callbacks=(), **params):
             f"{owner} adds callbacks to its query network, so the estimator cannot use "
             "callbacks='disable'; turn off single callbacks with callbacks__<name>=None."
         )
+    device = net.get_params(deep=False)["device"]
+    check_device(device)
     own_callbacks = list(net.callbacks or [])
     extra = [("skprune_monitor", QueryTrainingMonitor(owner)), *callbacks, *epoch_callbacks()]
     net.set_params(
         train_split=None,
         verbose=query_net_verbose(net.verbose),
-        device=resolve_device(net.device),
+        device=resolve_device(device),
         callbacks=own_callbacks + extra,
+        # Scores are matched to rows by position: the scoring passes must see
+        # every row, in order.
+        iterator_valid__shuffle=False,
+        iterator_valid__drop_last=False,
         **params,
     )
+    if "classes" in net.get_params(deep=False):
+        # The query net is given class positions (net_targets), not labels.
+        net.set_params(classes=None)
     return net
 
 
@@ -234,8 +245,9 @@ def fit_query_net(net, X, y, seed, epochs=None):
     ``max_epochs``, so that a learning-rate schedule keeps the shape of the
     full run (early-training scores read the start of the real schedule).
     """
+    target = None if y is None else net_targets(y)
     with seeded(seed):
-        net.fit(net_inputs(X), None if y is None else net_targets(y), epochs=epochs)
+        net.fit(with_position_labels(net_inputs(X), target), target, epochs=epochs)
     return net
 
 

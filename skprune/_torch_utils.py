@@ -85,6 +85,34 @@ def resolve_device(device):
     return device
 
 
+def check_device(device):
+    """Raise a ``ValueError`` naming ``device`` when this machine has no such device.
+
+    Called before a network is built, so that a missing GPU is reported as
+    the estimator's parameter rather than as a driver error deep in torch.
+    ``None`` (skorch: leave data and modules where they are) and ``"auto"``
+    always exist.
+    """
+    if device is None or device == "auto":
+        return
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device={device!r} is not a torch device; use 'auto', 'cpu', 'cuda' "
+                         "or 'cuda:<index>'.") from None
+    if parsed.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device={device!r}, but CUDA is not available on this machine; "
+                             "use device='auto' (CUDA where there is one) or 'cpu'.")
+        if parsed.index is not None and parsed.index >= torch.cuda.device_count():
+            raise ValueError(f"device={device!r}, but this machine has "
+                             f"{torch.cuda.device_count()} CUDA device(s); use an index "
+                             "below that, or device='auto'.")
+    if parsed.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device={device!r}, but MPS is not available on this machine; use "
+                         "device='auto' or 'cpu'.")
+
+
 @contextmanager
 def eval_mode(module):
     """Context in which ``module`` is in eval mode without gradients, then as it was.
@@ -217,6 +245,34 @@ def net_targets(y):
     """
     y = np.asarray(y)
     return np.unique(y, return_inverse=True)[1].astype(np.int64).reshape(-1)
+
+
+def with_position_labels(X, target):
+    """``X`` with ``target`` as its labels, where ``X`` is a Dataset that needs it.
+
+    skorch trains on a Dataset's own labels and ignores the ``y`` given
+    beside it. Labels that are not class positions (``1 .. K``, strings, or a
+    cross-validation fold without some class) must become positions there
+    too, or the loss and every recorded statistic would read other classes
+    than the scores do. Arrays (and ``target=None``) leave ``X`` as it is.
+    """
+    if target is None or not isinstance(X, torch.utils.data.Dataset):
+        return X
+    return _PositionLabels(X, np.asarray(target, dtype=np.int64))
+
+
+class _PositionLabels(torch.utils.data.Dataset):
+    """A Dataset's rows with their inputs and the given class positions as labels."""
+
+    def __init__(self, dataset, target):
+        self.dataset = dataset
+        self.target = target
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, index):
+        return self.dataset[index][0], self.target[index]
 
 
 def take_rows(X, indices):

@@ -94,7 +94,8 @@ class DataPruner(BaseSampler):
         "selection": [StrOptions(set(SELECTIONS)), BaseSelection],
         "random_state": ["random_state"],
         "memory": [None, str, os.PathLike, HasMethods(["cache"])],
-        "n_jobs": [numbers.Integral, None],
+        "n_jobs": [Interval(numbers.Integral, None, -1, closed="right"),
+                   Interval(numbers.Integral, 1, None, closed="left"), None],
         "verbose": ["verbose"],
     }
 
@@ -297,6 +298,8 @@ class DataPruner(BaseSampler):
                     self.scores_, group_index, counts, tie_break
                 )
         self._set_counts(y, context)
+        if groups is not None:
+            _warn_lost_classes(owner, y, self.sample_indices_)
         return context
 
     def _set_counts(self, y, context):
@@ -511,9 +514,24 @@ def _warn_collapsed(scores, owner):
         )
 
 
+def _warn_lost_classes(owner, y, kept):
+    # Quotas and the guaranteed row are per group: a class that spans
+    # several groups can lose every row.
+    lost = np.setdiff1d(np.unique(y), np.unique(y[kept]))
+    if lost.size:
+        warnings.warn(
+            f"{owner} keeps no row of classes {lost.tolist()}: every group keeps a row, but "
+            "these classes' groups lost theirs to other classes. Use groups that refine the "
+            "classes (e.g. class x attribute), or a higher density.",
+            StarvedGroupWarning,
+            stacklevel=5,
+        )
+
+
 def _warn_starved(quota, group_labels, group_sizes, counts, density):
     densities = counts / group_sizes
-    starved = ((counts == 1) & (group_sizes > 1)) | (densities < 0.1 * density)
+    # One row is a cut only where the group's even share is two or more.
+    starved = ((counts == 1) & (density * group_sizes >= 2)) | (densities < 0.1 * density)
     if not starved.any():
         return
     names = group_labels[starved].tolist()

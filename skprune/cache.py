@@ -90,7 +90,16 @@ def _canonical(obj):
     if isinstance(obj, functools.partial):
         return ("partial", _canonical(obj.func), _canonical(obj.args), _canonical(obj.keywords))
     if isinstance(obj, torch.Tensor):
-        obj = obj.detach().cpu().numpy()
+        tensor = obj.detach().cpu()
+        if tensor.layout != torch.strided:  # sparse: the content is the dense values
+            tensor = tensor.to_dense()
+        if tensor.dtype == torch.bfloat16:
+            # numpy has no bfloat16: the bits are the content.
+            return ("bfloat16", _canonical(tensor.view(torch.int16)))
+        try:
+            obj = tensor.numpy()
+        except (TypeError, RuntimeError) as exc:
+            raise UncacheableError(f"a {tensor.dtype} tensor cannot be keyed ({exc})") from None
     if isinstance(obj, np.ndarray):
         return ("ndarray", obj.dtype.str, obj.shape, np.ascontiguousarray(obj))
     if isinstance(obj, np.generic):
@@ -137,7 +146,6 @@ def _dataset_identity(dataset):
     )
 
 
-@functools.lru_cache(maxsize=1024)
 def code_identity(obj):
     """The code of a class or function: its name and the source files it comes from.
 
@@ -148,8 +156,10 @@ def code_identity(obj):
     an installed distribution is identified by its file and the
     distribution's version.
 
-    Memoized per object: reading sources costs milliseconds, and an edited
-    class that is imported again is a new object anyway.
+    Where an object's code lives is memoized per object; the files are read
+    again whenever one's modification time or size changes, so that a helper
+    module edited and reloaded (``importlib.reload``, IPython's autoreload)
+    gives the classes that use it a new identity.
 
     Raises
     ------
@@ -157,6 +167,19 @@ def code_identity(obj):
         If the object has no source that can be read (defined interactively
         in a plain interpreter).
     """
+    location = _code_location(obj)
+    if location[0] == "user":
+        kind, module_name, qualname, path = location
+        return (kind, module_name, qualname, _source_tree_digest(path, module_name))
+    if location[0] == "installed":
+        kind, module_name, qualname, version, path = location
+        return (kind, module_name, qualname, version, _file_digest(path))
+    return location
+
+
+@functools.lru_cache(maxsize=1024)
+def _code_location(obj):
+    """The identity of code without files, or the file (and package) that holds it."""
     module_name = getattr(obj, "__module__", None) or "?"
     name = (module_name, getattr(obj, "__qualname__", getattr(obj, "__name__", repr(obj))))
     module = sys.modules.get(module_name)
@@ -181,8 +204,8 @@ def code_identity(obj):
             ) from None
     path = os.path.realpath(path)
     if _is_installed(path):
-        return ("installed", *name, _package_version(module_name), _file_digest(path))
-    return ("user", *name, _source_tree_digest(path, module_name))
+        return ("installed", *name, _package_version(module_name), path)
+    return ("user", *name, path)
 
 
 def _function_identity(func):

@@ -167,6 +167,14 @@ def test_own_npz_data_and_module_function_model(tmp_path, monkeypatch, capsys):
         assert list(scores.columns) == ["row", "label", "score", "run_0"]
         assert len(scores) == 1200
     assert "digit 3" in rows[0]["class_recall"] or "3" in rows[0]["class_recall"]
+    # The same path with other content holds other results: no resume into
+    # the rows of the old file.
+    np.savez(tmp_path / "digits.npz", X_train=(X[:600] / 16), y_train=y[:600],
+             X_test=(X[1200:] / 16), y_test=y[1200:], class_names=names)
+    status = fairness.main(["--dataset", str(tmp_path / "digits.npz"), "--model",
+                            "own_model:make", "--out", str(tmp_path / "npz"), *common])
+    assert status == 1
+    assert "different configuration" in capsys.readouterr().err
 
 
 def test_drop_protocol_runs_end_to_end(tmp_path, capsys):

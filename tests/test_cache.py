@@ -1,5 +1,6 @@
 """Scores and MetriQ recalls are computed once per data and scoring parameters."""
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -267,6 +268,46 @@ def test_an_edit_to_a_helper_the_module_uses_is_a_new_key(tmp_path, monkeypatch,
         # The class's own source did not change, only the helper's constant.
         assert CountTrainings.scoring == 1
     assert not np.allclose(scores[0], scores[1])
+
+
+def test_a_helper_module_edited_and_reloaded_is_a_new_key(tmp_path, monkeypatch):
+    # The class object stays the same (its module is not reloaded), as with
+    # IPython's autoreload of the helper only.
+    import importlib
+
+    from skprune.cache import code_identity
+
+    package = tmp_path / "reloadpkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "helpers.py").write_text("SCALE = 1.0\n")
+    (package / "nets.py").write_text(
+        "import torch\nfrom . import helpers\n\n\nclass Net(torch.nn.Module):\n"
+        "    def forward(self, X):\n        return X * helpers.SCALE\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name in ("reloadpkg", "reloadpkg.helpers", "reloadpkg.nets"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    nets = importlib.import_module("reloadpkg.nets")
+    before = code_identity(nets.Net)
+    helpers = package / "helpers.py"
+    helpers.write_text("SCALE = 3.0\n")
+    stat = helpers.stat()
+    os.utime(helpers, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    importlib.reload(nets.helpers)
+    assert code_identity(nets.Net) != before
+
+
+def test_bfloat16_and_sparse_tensors_are_keyed_by_content():
+    from skprune.cache import fingerprint
+
+    values = torch.arange(6, dtype=torch.bfloat16).reshape(2, 3)
+    changed = values.clone()
+    changed[0, 0] = 0.5
+    assert fingerprint(values) == fingerprint(values.clone())
+    assert fingerprint(values) != fingerprint(changed)
+    sparse = torch.eye(3).to_sparse()
+    assert fingerprint(sparse) == fingerprint(torch.eye(3).to_sparse())
+    assert fingerprint(sparse) != fingerprint((2 * torch.eye(3)).to_sparse())
 
 
 def test_splitters_with_the_same_repr_are_different_keys():

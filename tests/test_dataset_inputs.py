@@ -4,7 +4,7 @@ import numpy as np
 import torch
 from conftest import make_tiny_net
 
-from skprune import RandomPruner, make_pipeline
+from skprune import EL2NPruner, ForgettingPruner, RandomPruner, make_pipeline
 
 
 def test_dataset_returns_subset_without_copy(digits):
@@ -37,3 +37,15 @@ def test_skorch_net_trains_on_the_kept_subset(digits):
     pipe = make_pipeline(RandomPruner(density=0.5, random_state=0), make_tiny_net(max_epochs=6))
     pipe.fit(dataset, y)
     assert pipe.score(X, y) > 0.8
+
+
+def test_dataset_labels_that_are_not_positions_score_as_arrays_do(digits):
+    # A fold without class 0, labels 1 .. 9: skorch trains on the Dataset's
+    # own labels, which must mean the same outputs as the scored labels.
+    X, y = digits
+    X, y = X[y > 0], y[y > 0]
+    dataset = torch.utils.data.TensorDataset(torch.from_numpy(X), torch.from_numpy(y))
+    for pruner in (EL2NPruner, ForgettingPruner):
+        from_array = pruner(make_tiny_net(max_epochs=2), random_state=0).fit(X, y).scores_
+        from_dataset = pruner(make_tiny_net(max_epochs=2), random_state=0).fit(dataset, y)
+        np.testing.assert_allclose(from_dataset.scores_, from_array, rtol=1e-6)

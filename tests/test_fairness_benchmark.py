@@ -237,6 +237,8 @@ def test_dask_backend(smoke_run, tmp_path):
     (["--preset", "smoke", "--seeds", "-1"], "non-negative integers"),
     (["--preset", "smoke", "--backend", "dask"], "--backend dask needs --scheduler"),
     (["--out", "somewhere"], "give --dataset and --model, or a --preset"),
+    (["--preset", "smoke", "--n-jobs", "0"], "must be a non-zero integer"),
+    (["--preset", "smoke", "--device", "gpu0"], "is not a torch device"),
 ])
 def test_bad_input_gets_a_clear_error(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
@@ -316,3 +318,11 @@ def test_presets_are_valid(name):
         registered_strategy(strategy).pruner_class()(**config.strategy_params.get(strategy, {}))
     if "fallback" in preset:
         assert preset["fallback"]["dataset"] in DATASETS
+
+
+def test_a_model_that_cannot_take_the_data_is_one_line(tmp_path, capsys):
+    status = fairness.main(["--preset", "smoke", "--model", "vgg16", "--out", str(tmp_path),
+                            "--no-progress"])
+    assert status == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: --model vgg16:") and "Traceback" not in err

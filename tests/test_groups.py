@@ -125,6 +125,17 @@ def test_a_starved_group_is_named():
         RandomPruner(density=0.3, quota=weights, random_state=0).fit(X, y, groups=groups)
 
 
+def test_a_class_that_loses_every_row_across_groups_is_named():
+    # Groups that cut across the classes: each keeps a row, but the two rows
+    # of class 1 lose to class 0's 100.
+    X = np.random.RandomState(0).normal(size=(102, 3))
+    y = np.array([0] * 100 + [1] * 2)
+    groups = np.arange(102) % 2
+    with pytest.warns(StarvedGroupWarning, match=r"keeps no row of classes \[1\]"):
+        pruner = RandomPruner(density=0.03, random_state=0).fit(X, y, groups=groups)
+    assert pruner.class_counts_[1] == 0
+
+
 # Metrics ---------------------------------------------------------------------------
 
 

@@ -169,6 +169,41 @@ def test_auto_device_prefers_cuda(monkeypatch):
     assert make_net("mlp", 10, device="cpu").device == "cpu"
 
 
+@pytest.mark.parametrize("device, match", [
+    ("cuda", "CUDA is not available"),
+    ("cuda:7", "CUDA is not available"),
+    ("gpu0", "is not a torch device"),
+])
+def test_a_missing_device_is_named_before_anything_trains(monkeypatch, digits_images, device,
+                                                          match):
+    from skprune import EL2NPruner
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    data = digits_images
+    with pytest.raises(ValueError, match=f"device='{device}', .*{match}|device='{device}' {match}"):
+        make_net("mlp", 10, "digits-mlp", max_epochs=1, device=device).fit(data.X_train,
+                                                                             data.y_train)
+    net = make_net("mlp", 10, "digits-mlp", max_epochs=1, device=device)
+    with pytest.raises(ValueError, match="device="):
+        EL2NPruner(net, random_state=0).fit(data.X_train, data.y_train)
+
+
+def test_query_nets_ignore_the_estimators_classes_and_shuffled_validation(digits_images):
+    # RecipeNet's classes name labels; a query net is given class positions.
+    # A shuffling validation iterator would pair scores with the wrong rows.
+    from skprune import EL2NPruner
+
+    data = digits_images
+    labels = np.array(list("abcdefghij"))[data.y_train]
+    plain = make_net("mlp", 10, "digits-mlp", max_epochs=2)
+    scores = EL2NPruner(plain, random_state=0).fit(data.X_train, labels).scores_
+    for params in ({"classes": list("abcdefghij")}, {"iterator_valid__shuffle": True}):
+        net = make_net("mlp", 10, "digits-mlp", max_epochs=2, **params)
+        np.testing.assert_allclose(
+            EL2NPruner(net, random_state=0).fit(data.X_train, labels).scores_, scores,
+            rtol=1e-6)
+
+
 def test_clone_and_pickle(digits_images):
     data = digits_images
     net = make_net("cnn", 10, "digits-cnn", max_epochs=1, augment="crop")

@@ -138,6 +138,7 @@ def test_fitted_pipeline_survives_pickle(digits):
         (dict(quota="metriq"), "needs a classifier"),
         (dict(estimator=object(), quota="metriq"), "'estimator' parameter"),
         (dict(quota=MetriQ(estimator=object())), "'estimator' parameter"),
+        (dict(n_jobs=0), "'n_jobs' parameter"),
     ],
 )
 def test_bad_parameters_name_the_parameter(params, match):

@@ -63,6 +63,10 @@ def test_a_starved_class_is_named_in_a_warning_and_a_healthy_split_is_silent(rec
                      quota=MetriQ(validation=0.3, error_rate="observed"), random_state=0).fit(X, y)
     RandomPruner(density=0.4, quota="proportional", random_state=0).fit(X, y)
     assert not [w for w in recwarn if issubclass(w.category, StarvedGroupWarning)]
+    # A class whose even share is one row keeps it: not a cut.
+    X_even, y_even = np.zeros((1000, 2)), np.repeat(np.arange(10), 100)
+    RandomPruner(density=0.01, quota="proportional", random_state=0).fit(X_even, y_even)
+    assert not [w for w in recwarn if issubclass(w.category, StarvedGroupWarning)]
 
 
 # MetriQ ---------------------------------------------------------------------
@@ -87,6 +91,21 @@ def test_paper_formula_starves_a_perfect_class_and_the_default_does_not():
     assert robust.class_recall_ == paper.class_recall_
     assert robust.class_densities_[2] > 0.1 * 0.4
     assert robust.class_densities_[0] > robust.class_densities_[2]
+
+
+def test_a_metriq_subclass_never_reads_the_recalls_of_metriq():
+    class ConstantRecall(MetriQ):
+        def _measure(self, estimator, validation, context):
+            result = super()._measure(estimator, validation, context)
+            result["recall"] = np.linspace(0, 1, result["recall"].shape[0])
+            return result
+
+    X, y = easy_third_class()
+    settings = dict(density=0.4, random_state=0)
+    RandomPruner(LogisticRegression(), quota=MetriQ(validation=0.3), **settings).fit(X, y)
+    sub = RandomPruner(LogisticRegression(), quota=ConstantRecall(validation=0.3),
+                       **settings).fit(X, y)
+    assert list(sub.class_recall_.values()) == [0.0, 0.5, 1.0]
 
 
 def test_error_weights_match_hand_computations():

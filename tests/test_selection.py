@@ -18,6 +18,7 @@ from skprune.selection import (
     HardestFirst,
     OffsetWindow,
     make_selection,
+    rank_by_score,
 )
 from skprune.selection._coverage import allocate_strata, floor_fraction, stratum_index
 
@@ -464,3 +465,10 @@ def test_changing_selection_reuses_cached_scores(digits):
         assert coverage.sample_indices_.size == round(0.4 * 600)
     finally:
         clear_process_cache()
+
+
+def test_unsigned_and_boolean_scores_rank_as_numbers():
+    rng = np.random.RandomState(0)
+    np.testing.assert_array_equal(rank_by_score(np.array([0, 3, 1, 2], np.uint8), rng),
+                                  [1, 3, 2, 0])
+    np.testing.assert_array_equal(rank_by_score(np.array([False, True]), rng), [1, 0])

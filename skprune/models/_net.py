@@ -10,7 +10,7 @@ from skorch import NeuralNetClassifier
 from skorch.utils import is_dataset, to_numpy, to_tensor
 from torch.nn.parameter import is_lazy
 
-from .._torch_utils import module_device, resolve_device
+from .._torch_utils import check_device, module_device, resolve_device
 from ._augment import AugmentedBatches, make_augmentation
 from ._networks import MLP, VGG, ResNet18, SmallCNN
 from ._recipes import DEFAULT_RECIPES, RECIPES, Recipe
@@ -196,6 +196,7 @@ class RecipeNet(NeuralNetClassifier):
         for name in ("amp", "channels_last"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise ValueError(f"{name} must be True or False; got {getattr(self, name)!r}.")
+        check_device(self.__dict__.get("device"))
         # A fresh net learns its classes again; a warm start (``partial_fit``,
         # ``warm_start=True``) keeps them, so that every output unit keeps
         # meaning the same class.

@@ -184,7 +184,8 @@ class MetriQ(BaseQuota):
         if context.data_key is not None and context.cacheable_seed and not _random_splitter(
             validation
         ):
-            key = ("MetriQ", estimator, validation, self.n_runs, self.epoch,
+            # The class, not its name: a subclass measures differently.
+            key = (type(self), estimator, validation, self.n_runs, self.epoch,
                    context.data_key, context.groups, context.seed)
         result = cached_result(
             context.memory, key,
@@ -197,7 +198,8 @@ class MetriQ(BaseQuota):
         missing = n_validation == 0
         if missing.any():
             warnings.warn(
-                f"MetriQ: classes {labels[missing].tolist()} have no validation samples; "
+                f"{type(self).__name__}: {'classes' if context.groups is None else 'groups'} "
+                f"{labels[missing].tolist()} have no validation samples; "
                 + "their recall is reported as the mean of the other classes', and their "
                 + ("weight is the pooled error rate." if self.error_rate == "shrunk"
                    else "weight is the mean of the others'."),

@@ -163,6 +163,8 @@ def rank_by_score(scores, random_state, descending=True):
     -------
     order : ndarray of int, shape (n_samples,)
     """
+    # As floats: negating unsigned integers would wrap around, booleans fail.
+    scores = np.asarray(scores, dtype=float)
     tie_break = random_state.permutation(scores.shape[0])
     # lexsort sorts by its last key first: the score, then tie_break.
     return np.lexsort((tie_break, -scores if descending else scores))
