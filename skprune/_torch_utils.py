@@ -423,7 +423,8 @@ def check_class_outputs(output, target, kind, *, warn_probabilities=False):
                 "skorch's default criterion, is applied to their log), but the output "
                 f"has values in [{float(output.min()):.3g}, {float(output.max()):.3g}]. "
                 "If the module outputs logits, use criterion=torch.nn.CrossEntropyLoss "
-                "(criterion='cross_entropy'); otherwise end the module with a softmax."
+                "(for per_sample_grad_norms, criterion='cross_entropy'); otherwise end "
+                "the module with a softmax."
             )
     elif warn_probabilities and n and n_classes > 1 and _looks_like_probabilities(output):
         warnings.warn(
