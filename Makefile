@@ -41,7 +41,7 @@ demo: $(STAMP) fashion-mnist
 	$(RUN) -m benchmarks.fairness --preset demo --out results/demo
 
 test: $(STAMP)
-	$(RUN) -m pytest -n 2 --dist worksteal -q
+	$(RUN) -m pytest -n 2 -q
 
 # The GPU check: one JSON file of speed measurements (benchmarks/gpu_check.py).
 # Where there is no venv (a borrowed GPU machine with torch installed), give

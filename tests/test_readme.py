@@ -21,5 +21,16 @@ def test_the_readme_has_python_blocks():
 )
 def test_block_runs_on_its_own(source, capsys):
     # A fresh namespace: nothing defined by another block is visible.
-    exec(compile(source, str(README), "exec"), {"__name__": "__readme__"})
+    namespace = {"__name__": "__readme__"}
+    exec(compile(source, str(README), "exec"), namespace)
     assert capsys.readouterr().out.strip()
+    if "LocalCluster" in source:
+        # The search the dask workers ran is the one a single process runs.
+        from sklearn.model_selection import GridSearchCV
+
+        search = namespace["search"]
+        local = GridSearchCV(namespace["pipe"], search.param_grid).fit(
+            namespace["X"] / 16, namespace["y"])
+        assert search.best_params_ == local.best_params_
+        assert search.cv_results_["mean_test_score"] == pytest.approx(
+            local.cv_results_["mean_test_score"])
