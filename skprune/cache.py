@@ -230,18 +230,40 @@ def _is_installed(path):
 
 
 def _source_tree_digest(path, module_name):
-    """Digest of a user source file and, inside a package, its package's other files."""
+    """Digest of a user source file and, inside a package, its package's other files.
+
+    The files are listed and stat-ed on every call (an edited, added or
+    removed file is a new digest); only their content digest is memoized,
+    on every file's modification time and size.
+    """
     path = Path(path)
     depth = module_name.count(".") + (path.name == "__init__.py")
     root = path.parents[depth - 1] if depth else None  # the top-level package
     if root is not None and (root / "__init__.py").is_file():
-        files, base = sorted(root.rglob("*.py")), root
+        files, base = _python_files(str(root)), str(root)
     else:
-        files, base = [path], path.parent
-    digest = hashlib.sha256()
+        files, base = [str(path)], str(path.parent)
+    stamps = []
     for file in files:
-        digest.update(file.relative_to(base).as_posix().encode())
-        digest.update(_file_digest(str(file)).encode())
+        stat = os.stat(file)
+        stamps.append((file, stat.st_mtime_ns, stat.st_size))
+    return _tree_digest(base, tuple(stamps))
+
+
+def _python_files(root):
+    found = []
+    for directory, subdirectories, names in os.walk(root):
+        subdirectories[:] = [name for name in subdirectories if name != "__pycache__"]
+        found += [os.path.join(directory, name) for name in names if name.endswith(".py")]
+    return sorted(found)
+
+
+@functools.lru_cache(maxsize=256)
+def _tree_digest(base, stamps):
+    digest = hashlib.sha256()
+    for file, mtime_ns, size in stamps:
+        digest.update(os.path.relpath(file, base).replace(os.sep, "/").encode())
+        digest.update(_file_digest_cached(file, mtime_ns, size).encode())
     return digest.hexdigest()
 
 
