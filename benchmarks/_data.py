@@ -120,24 +120,19 @@ def split_test_set(y_test, seed, how="stratified", groups=None):
     validation, evaluation : ndarray of int
         Sorted row positions of the two halves.
     """
-    strata = y_test if groups is None else groups
-    if how == "ordered":
-        validation = np.concatenate([
-            rows[: len(rows) // 2]
-            for rows in (np.flatnonzero(strata == label) for label in np.unique(strata))
-        ])
-        evaluation = np.setdiff1d(np.arange(len(y_test)), validation)
-        return np.sort(validation), evaluation
-    if groups is not None:
-        # Groups can be tiny (a minority group of one row): every group
-        # gives half its rows, rounded down, to validation.
-        rng = np.random.RandomState(seed)
-        validation = np.concatenate([
-            rows[: len(rows) // 2]
-            for rows in (rng.permutation(np.flatnonzero(groups == label))
-                         for label in np.unique(groups))
-        ])
-        return np.sort(validation), np.setdiff1d(np.arange(len(y_test)), validation)
+    if how == "ordered" or groups is not None:
+        # Half of every stratum, rounded down, in dataset order or shuffled
+        # by the seed. (Groups can be tiny, a minority group of one row, which
+        # train_test_split's stratification refuses.)
+        strata = y_test if groups is None else groups
+        rng = None if how == "ordered" else np.random.RandomState(seed)
+        validation = []
+        for label in np.unique(strata):
+            rows = np.flatnonzero(strata == label)
+            rows = rows if rng is None else rng.permutation(rows)
+            validation.append(rows[: len(rows) // 2])
+        validation = np.sort(np.concatenate(validation))
+        return validation, np.setdiff1d(np.arange(len(y_test)), validation)
     validation, evaluation = train_test_split(
         np.arange(len(y_test)), test_size=0.5, stratify=y_test, random_state=seed
     )

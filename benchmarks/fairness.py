@@ -446,8 +446,8 @@ def build_parser():
                         "recipe's)")
     parser.add_argument("--batch-size", type=_positive_int, metavar="N",
                         help="batch size (overrides the recipe's)")
-    parser.add_argument("--device", type=_device, help="where networks run: auto (default), cpu, cuda, "
-                        "cuda:1, ...")
+    parser.add_argument("--device", type=_device,
+                        help="where networks run: auto (default), cpu, cuda, cuda:1, ...")
     parser.add_argument("--strategies", nargs="+", metavar="STRATEGY",
                         help=f"of {', '.join(STRATEGIES)}, or a pruner class of your own "
                         "as module:Class")

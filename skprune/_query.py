@@ -159,7 +159,8 @@ def make_query_net(estimator, *, owner, callbacks=(), **params):
     The clone trains with ``train_split=None`` (no internal validation split),
     keeps the estimator's ``verbose`` (1 when the pruner's ``verbose`` is 2),
     reports its epochs to the pruner's progress bar, runs on the resolved
-    device and is watched by a :class:`QueryTrainingMonitor`. The given ``estimator`` is never modified.
+    device and is watched by a :class:`QueryTrainingMonitor`; its scoring
+    passes see every row in order. The given ``estimator`` is never modified.
 
     Parameters
     ----------

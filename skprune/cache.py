@@ -341,7 +341,6 @@ class CacheEntry:
         self.check = check
         self.what = what
         self.digest = self.path = None
-        self.memory = memory
         if key is None:
             return
         try:
