@@ -1,5 +1,6 @@
 """Small data and tiny networks shared by the tests."""
 
+import random
 from collections import Counter
 
 import numpy as np
@@ -10,6 +11,16 @@ from skorch import NeuralNetClassifier
 from skorch.callbacks import Callback
 
 torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True)
+def _seed_global_generators():
+    # pytest-xdist hands tests to workers in a varying order, so a test that
+    # trains an unseeded network would otherwise start from whatever state the
+    # previous test left and pass or fail by chance.
+    random.seed(0)
+    np.random.seed(0)
+    torch.manual_seed(0)
 
 
 class TinyMLP(torch.nn.Module):
