@@ -539,12 +539,7 @@ def _warn_starved(quota, group_labels, group_sizes, counts, density):
         f"{label}: {count} of {size}"
         for label, count, size in zip(names, counts[starved], group_sizes[starved])
     )
-    hint = (
-        " MetriQ's weights are error rates: a class with (near-)perfect validation recall "
-        "gets almost none. A larger validation set, MetriQ(error_rate='shrunk') (the "
-        "default) or MetriQ(smoothing=1) keeps such classes."
-        if type(quota).__name__ == "MetriQ" else ""
-    )
+    hint = quota._starvation_hint()
     warnings.warn(
         f"{type(quota).__name__} cuts {names} to {'its' if len(names) == 1 else 'their'} "
         f"guaranteed minimum or below a tenth of the overall density {density:g} "

@@ -11,9 +11,15 @@ from sklearn.tree import DecisionTreeClassifier
 from skorch.callbacks import Callback
 from skorch.dataset import ValidSplit
 
-from skprune import EL2NPruner, MetriQ, RandomPruner, StrategyQ
+from skprune import EL2NPruner, MetriQ, RandomPruner, ScorePruner, StrategyQ
 from skprune.exceptions import StarvedGroupWarning, TrainingDivergedError
-from skprune.quotas import QUOTAS, GivenWeights, error_weights, make_quota
+from skprune.quotas import (
+    QUOTAS,
+    GivenWeights,
+    equal_rates_pvalue,
+    error_weights,
+    make_quota,
+)
 
 pytestmark = pytest.mark.usefixtures("fresh_cache")
 
@@ -84,7 +90,8 @@ def test_paper_formula_starves_a_perfect_class_and_the_default_does_not():
     np.testing.assert_allclose(paper.quota_.weights_, 1 - np.array(
         list(paper.class_recall_.values())))
 
-    robust = RandomPruner(LogisticRegression(), density=0.4, quota=MetriQ(validation=0.3),
+    robust = RandomPruner(LogisticRegression(), density=0.4,
+                          quota=MetriQ(validation=0.3, significance=None),
                           random_state=0).fit(X, y)
     # Same recalls (computed once and cached); the perfect class keeps a
     # real share because 30 validation samples cannot prove it perfect.
@@ -145,7 +152,7 @@ def test_validation_modes(validation):
         validation = small_imbalanced(n=(20, 20, 20), seed=3)
     pruner = RandomPruner(
         DecisionTreeClassifier(max_depth=2), density=0.5,
-        quota=MetriQ(validation=validation), random_state=0,
+        quota=MetriQ(validation=validation, significance=None), random_state=0,
     ).fit(X, y)
     recalls = np.array(list(pruner.class_recall_.values()))
     assert np.all((0 <= recalls) & (recalls <= 1))
@@ -281,10 +288,92 @@ def test_a_class_missing_from_explicit_validation_gets_the_pooled_error_rate():
     X_val, y_val = small_imbalanced(n=(10, 10), seed=4)
     with pytest.warns(UserWarning, match=r"classes \[2\] have no validation samples"):
         pruner = RandomPruner(LogisticRegression(), density=0.5, random_state=0,
-                              quota=MetriQ(validation=(X_val, y_val))).fit(X, y)
+                              quota=MetriQ(validation=(X_val, y_val), significance=None)
+                              ).fit(X, y)
     recall = np.array([pruner.class_recall_[0], pruner.class_recall_[1]])
     assert pruner.quota_.weights_[2] == pytest.approx(1 - recall.mean())
     assert pruner.quota_.n_validation_[2] == 0
+
+
+def test_equal_rates_pvalue_is_calibrated_under_equal_rates():
+    rng = np.random.RandomState(0)
+    n = np.full(8, 20)
+    pvalues = np.array([
+        equal_rates_pvalue(1 - rng.binomial(n, 0.1) / n, n, seed=draw, n_draws=2000)
+        for draw in range(300)
+    ])
+    # A valid test rejects at about its level when the null holds (the
+    # statistic is discrete, so somewhat less, never much more).
+    assert 0.01 <= np.mean(pvalues < 0.05) <= 0.08
+    assert 0.05 <= np.mean(pvalues < 0.2) <= 0.25
+
+
+def test_equal_rates_pvalue_detects_real_differences_and_is_reproducible():
+    n = np.full(5, 40)
+    recall = 1 - np.array([0, 2, 3, 12, 20]) / 40
+    assert equal_rates_pvalue(recall, n) < 0.001
+    assert equal_rates_pvalue(recall, n, seed=3) == equal_rates_pvalue(recall, n, seed=3)
+    # Nothing to compare: no error, every prediction wrong, or one class.
+    assert equal_rates_pvalue(np.ones(5), n) == 1.0
+    assert equal_rates_pvalue(np.zeros(5), n) == 1.0
+    assert equal_rates_pvalue([0.5], [40]) == 1.0
+    # Classes without validation samples do not take part.
+    assert equal_rates_pvalue(np.r_[recall, 0.0], np.r_[n, 0]) == equal_rates_pvalue(recall, n)
+
+
+def test_metriq_without_evidence_keeps_every_class_at_the_same_density():
+    X, y = small_imbalanced(n=(80, 80, 80), seed=0)
+    X = X.astype(np.float32)
+    net = make_tiny_net(n_classes=3, max_epochs=3)
+    # Five validation rows per class (errors 2, 3 and 0) cannot tell three
+    # classes apart, although the method-of-moments spread is above noise.
+    with_quota = EL2NPruner(net, density=0.5, epochs=2, random_state=0,
+                            quota=MetriQ(validation=0.0625)).fit(X, y)
+    quota = with_quota.quota_
+    assert quota.n_validation_ == {0: 5, 1: 5, 2: 5}
+    assert quota.equal_rates_pvalue_ >= 0.05
+    assert np.ptp(quota.weights_) == 0
+    proportional = EL2NPruner(net, density=0.5, epochs=2, random_state=0,
+                              quota="proportional").fit(X, y)
+    np.testing.assert_array_equal(with_quota.sample_indices_, proportional.sample_indices_)
+    # significance=None acts on the (shrunk) rates, however weak the evidence.
+    acting = EL2NPruner(net, density=0.5, epochs=2, random_state=0,
+                        quota=MetriQ(validation=0.0625, significance=None)).fit(X, y)
+    assert acting.quota_.equal_rates_pvalue_ is None
+    recalls = np.array(list(acting.class_recall_.values()))
+    np.testing.assert_allclose(acting.quota_.weights_, error_weights(recalls, np.full(3, 5)))
+    assert np.ptp(acting.quota_.weights_) > 0
+
+
+def test_metriq_with_evidence_acts_on_the_shrunk_rates():
+    X, y = easy_third_class()
+    # 9, 9 and 0 errors among 50 validation samples each.
+    pruner = RandomPruner(LogisticRegression(), density=0.4, quota=MetriQ(validation=0.5),
+                          random_state=0).fit(X, y)
+    quota = pruner.quota_
+    assert quota.equal_rates_pvalue_ < 0.05
+    recalls = np.array(list(pruner.class_recall_.values()))
+    np.testing.assert_allclose(
+        quota.weights_, error_weights(recalls, np.array(list(quota.n_validation_.values())))
+    )
+    # The paper's formula runs no test.
+    paper = RandomPruner(LogisticRegression(), density=0.4, random_state=0,
+                         quota=MetriQ(validation=0.5, error_rate="observed"))
+    with pytest.warns(StarvedGroupWarning):
+        paper.fit(X, y)
+    assert paper.quota_.equal_rates_pvalue_ is None
+
+
+def test_metriq_without_evidence_still_protects_a_class_the_strategy_would_cut(recwarn):
+    X, y = small_imbalanced(n=(80, 80, 80), seed=2)
+    scores = np.where(y == 0, 0.0, 1.0)  # on its own, the strategy keeps no row of class 0
+    alone = ScorePruner(scores, density=0.3, random_state=0).fit(X, y)
+    assert alone.class_counts_[0] == 1  # the guaranteed sample
+    pruner = ScorePruner(scores, LogisticRegression(), density=0.3, random_state=0,
+                         quota=MetriQ(validation=0.0625)).fit(X, y)
+    assert pruner.quota_.equal_rates_pvalue_ >= 0.05
+    assert pruner.class_counts_ == {0: 24, 1: 24, 2: 24}
+    assert not [w for w in recwarn if issubclass(w.category, StarvedGroupWarning)]
 
 
 # StrategyQ -------------------------------------------------------------------

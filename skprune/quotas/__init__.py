@@ -5,7 +5,7 @@ from sklearn.base import clone
 from ._allocation import allocate_class_counts
 from ._base import BaseQuota
 from ._fixed import BalancedQuota, GivenWeights, ProportionalQuota
-from ._metriq import MetriQ, error_weights
+from ._metriq import MetriQ, equal_rates_pvalue, error_weights
 from ._strategy_quota import StrategyQ
 
 #: ``quota=`` strings and the quotas they stand for.
@@ -41,6 +41,7 @@ __all__ = [
     "ProportionalQuota",
     "StrategyQ",
     "allocate_class_counts",
+    "equal_rates_pvalue",
     "error_weights",
     "make_quota",
 ]

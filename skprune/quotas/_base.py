@@ -62,3 +62,7 @@ class BaseQuota(BaseEstimator, metaclass=ABCMeta):
     @abstractmethod
     def _weights(self, context):
         """Density weight of every group of ``context``, aligned with its ``group_labels``."""
+
+    def _starvation_hint(self):
+        """Advice appended to the warning when this quota starves a group."""
+        return ""

@@ -35,10 +35,12 @@ class MetriQ(BaseQuota):
     default skprune uses each class's *shrunk* error rate instead
     (``error_rate="shrunk"``), an empirical-Bayes estimate that pulls every
     rate towards the pooled one by as much as the spread between classes
-    fails to exceed what binomial noise explains. Classes that validation
-    cannot tell apart get equal weights; clearly different classes (many
-    validation samples, real differences) keep the paper's weights almost
-    exactly.
+    fails to exceed what binomial noise explains; clearly different classes
+    (many validation samples, real differences) keep the paper's weights
+    almost exactly. And it acts only on evidence: when a test of one common
+    error rate does not reject (``significance``), validation cannot tell
+    the classes apart, and every class keeps the same fraction.
+    ``error_rate="observed"`` restores the paper.
 
     Read more in the :ref:`User Guide <metriq>`.
 
@@ -86,12 +88,25 @@ class MetriQ(BaseQuota):
           rate and whose strength ``s`` is fitted by the method of moments:
           ``s = p (1 - p) / tau2 - 1``, with ``tau2`` the spread of the
           class error rates beyond their binomial noise. No excess spread
-          (``tau2 = 0``) gives equal weights; a large one gives ``s`` near 0
+          (``tau2 = 0``), or a test that does not reject (see
+          ``significance``), gives equal weights; a large one gives ``s``
+          near 0
           and the observed rates. A class without validation samples gets
           ``p``.
         - ``"observed"``: ``e_k / n_k``, the paper's ``1 - r_k``. Choose it
           to reproduce the paper, or when every class has hundreds of
           validation samples, where the two hardly differ.
+
+    significance : float in (0, 1) or None, default=0.05
+        With ``error_rate="shrunk"``, MetriQ first tests whether the class
+        error rates differ beyond binomial noise (an exact Monte Carlo test
+        of one common error rate, on the spread of the observed rates). When
+        the test's p-value is ``significance`` or more, validation cannot
+        tell the classes apart, and every class gets the same weight (the
+        shrinkage with no spread between classes): MetriQ keeps the same
+        fraction of every class, as ``quota="proportional"`` does. ``None``
+        skips the test, and shrinks by the estimated spread however small.
+        Not used with ``error_rate="observed"``, which follows the paper.
 
     smoothing : float >= 0, default=0.0
         Pseudo-count ``a`` added to both the errors and the correct
@@ -115,6 +130,10 @@ class MetriQ(BaseQuota):
         Same as ``group_recall_``, when the groups are the classes.
     n_validation_ : dict
         Validation samples of every class or group (over all folds).
+    equal_rates_pvalue_ : float or None
+        p-value of the test that every class (group) has the same error rate;
+        ``None`` where no test was run (``error_rate="observed"`` or
+        ``significance=None``).
 
     See Also
     --------
@@ -155,16 +174,18 @@ class MetriQ(BaseQuota):
         "n_runs": [Interval(numbers.Integral, 1, None, closed="left")],
         "epoch": [StrOptions({"last", "best"})],
         "error_rate": [StrOptions({"shrunk", "observed"})],
+        "significance": [Interval(numbers.Real, 0, 1, closed="neither"), None],
         "smoothing": [Interval(numbers.Real, 0, None, closed="left")],
     }
 
     def __init__(self, estimator=None, validation=0.1, *, n_runs=1, epoch="last",
-                 error_rate="shrunk", smoothing=0.0):
+                 error_rate="shrunk", significance=0.05, smoothing=0.0):
         self.estimator = estimator
         self.validation = validation
         self.n_runs = n_runs
         self.epoch = epoch
         self.error_rate = error_rate
+        self.significance = significance
         self.smoothing = smoothing
 
     def _weights(self, context):
@@ -212,10 +233,28 @@ class MetriQ(BaseQuota):
         if context.groups is None:
             self.class_recall_ = self.group_recall_
         self.n_validation_ = dict(zip(labels.tolist(), n_validation.astype(int).tolist()))
+        self.equal_rates_pvalue_ = None
+        if self.error_rate == "shrunk" and self.significance is not None:
+            self.equal_rates_pvalue_ = equal_rates_pvalue(
+                recall[~missing], n_validation[~missing], self.smoothing, context.seed
+            )
+            if self.equal_rates_pvalue_ >= self.significance:
+                # No evidence of any difference: the pooled rate for all.
+                errors = n_validation * (1.0 - recall) + self.smoothing
+                trials = n_validation + 2.0 * self.smoothing
+                pooled = errors[~missing].sum() / max(trials[~missing].sum(), 1.0)
+                return np.full(labels.shape[0], pooled if 0.0 < pooled < 1.0 else 1.0)
         weights = error_weights(recall, n_validation, self.error_rate, self.smoothing)
         if missing.any() and self.error_rate == "observed":
             weights[missing] = weights[~missing].mean() if (~missing).any() else 1.0
         return weights
+
+    def _starvation_hint(self):
+        return (
+            " MetriQ's weights are error rates: a class with (near-)perfect validation recall "
+            "gets almost none. A larger validation set, MetriQ(error_rate='shrunk') (the "
+            "default) or MetriQ(smoothing=1) keeps such classes."
+        )
 
     def _checked_validation(self, context):
         validation = self.validation
@@ -410,6 +449,72 @@ def error_weights(recall, n_validation, error_rate="shrunk", smoothing=0.0):
         return np.full(recall.shape, pooled)
     strength = max(pooled * (1.0 - pooled) / excess - 1.0, 0.0)
     return (errors + strength * pooled) / (trials + strength)
+
+
+def equal_rates_pvalue(recall, n_validation, smoothing=0.0, seed=0, n_draws=10_000):
+    """p-value of the hypothesis that every class has the same error rate.
+
+    The statistic is the spread of the observed error rates around the
+    pooled one, weighted by validation samples (the quantity whose excess
+    over binomial noise sets :func:`error_weights`' shrinkage). Its null
+    distribution is simulated exactly: every class's errors drawn from a
+    binomial with the pooled rate. Valid with a handful of errors, where a
+    chi-squared approximation is not.
+
+    Parameters
+    ----------
+    recall : ndarray of shape (n_groups,)
+    n_validation : ndarray of shape (n_groups,)
+        Validation samples behind each recall.
+    smoothing : float, default=0.0
+        Pseudo-count added to errors and to correct predictions.
+    seed : int, default=0
+        Seed of the simulation; the same inputs and seed give the same value.
+    n_draws : int, default=10000
+        Simulated validation sets (standard error of the p-value at most
+        0.005).
+
+    Returns
+    -------
+    pvalue : float
+        1.0 where the rates cannot differ (fewer than two classes, no error
+        or no correct prediction at all).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skprune.quotas import equal_rates_pvalue
+    >>> n = np.array([13, 13, 13])
+    >>> bool(equal_rates_pvalue(1 - np.array([0, 1, 2]) / n, n) > 0.05)
+    True
+    >>> n = np.array([500, 500, 500])
+    >>> bool(equal_rates_pvalue(1 - np.array([0, 25, 150]) / n, n) < 0.001)
+    True
+    """
+    n_validation = np.asarray(n_validation, dtype=float)
+    seen = n_validation > 0
+    n_validation = n_validation[seen]
+    errors = n_validation * (1.0 - np.asarray(recall, dtype=float)[seen])
+    trials = n_validation + 2.0 * smoothing
+    pooled = (errors.sum() + smoothing * errors.size) / trials.sum() if errors.size else 0.0
+    if errors.size < 2 or pooled <= 0.0 or pooled >= 1.0:
+        return 1.0
+
+    def spread(errors):
+        # Around each set's own pooled rate, as for the observed set.
+        smoothed = errors + smoothing
+        pooled = smoothed.sum(axis=-1, keepdims=True) / trials.sum()
+        return np.sum(trials * (smoothed / trials - pooled) ** 2, axis=-1)
+
+    # Averaged recalls (several runs) give fractional errors; the simulation
+    # draws whole ones from the rounded validation sizes.
+    simulated = np.random.RandomState(seed).binomial(
+        np.rint(n_validation).astype(int), (errors.sum() / n_validation.sum()),
+        size=(n_draws, errors.size),
+    ).astype(float)
+    observed = spread(errors)
+    # A tolerance, so that the observed set counts among its equals.
+    return float(np.mean(spread(simulated) >= observed * (1 - 1e-9)))
 
 
 def _random_splitter(validation):
