@@ -239,11 +239,8 @@ class MetriQ(BaseQuota):
                 recall[~missing], n_validation[~missing], self.smoothing, context.seed
             )
             if self.equal_rates_pvalue_ >= self.significance:
-                # No evidence of any difference: the pooled rate for all.
-                errors = n_validation * (1.0 - recall) + self.smoothing
-                trials = n_validation + 2.0 * self.smoothing
-                pooled = errors[~missing].sum() / max(trials[~missing].sum(), 1.0)
-                return np.full(labels.shape[0], pooled if 0.0 < pooled < 1.0 else 1.0)
+                # No evidence of any difference: the shrinkage with no spread.
+                return _common_weights(*_smoothed_counts(recall, n_validation, self.smoothing))
         weights = error_weights(recall, n_validation, self.error_rate, self.smoothing)
         if missing.any() and self.error_rate == "observed":
             weights[missing] = weights[~missing].mean() if (~missing).any() else 1.0
@@ -430,15 +427,13 @@ def error_weights(recall, n_validation, error_rate="shrunk", smoothing=0.0):
     array([0.001, 0.051, 0.298])
     """
     recall = np.asarray(recall, dtype=float)
-    n_validation = np.asarray(n_validation, dtype=float)
-    errors = n_validation * (1.0 - recall) + smoothing
-    trials = n_validation + 2.0 * smoothing
+    errors, trials = _smoothed_counts(recall, n_validation, smoothing)
     seen = trials > 0
     if error_rate == "observed":
         return np.divide(errors, trials, out=1.0 - recall, where=seen)
     pooled = errors[seen].sum() / trials[seen].sum() if seen.any() else 0.0
     if pooled <= 0.0 or pooled >= 1.0:
-        return np.full(recall.shape, 1.0)
+        return _common_weights(errors, trials)
     rates = errors[seen] / trials[seen]
     share = trials[seen] / trials[seen].sum()
     spread = np.sum(share * (rates - pooled) ** 2)
@@ -446,9 +441,23 @@ def error_weights(recall, n_validation, error_rate="shrunk", smoothing=0.0):
     noise = pooled * (1.0 - pooled) * np.count_nonzero(seen) / trials[seen].sum()
     excess = spread - noise
     if excess <= 0.0:
-        return np.full(recall.shape, pooled)
+        return _common_weights(errors, trials)
     strength = max(pooled * (1.0 - pooled) / excess - 1.0, 0.0)
     return (errors + strength * pooled) / (trials + strength)
+
+
+def _smoothed_counts(recall, n_validation, smoothing):
+    """Errors and trials of every group, each with the pseudo-counts added."""
+    n_validation = np.asarray(n_validation, dtype=float)
+    errors = n_validation * (1.0 - np.asarray(recall, dtype=float)) + smoothing
+    return errors, n_validation + 2.0 * smoothing
+
+
+def _common_weights(errors, trials):
+    """One weight for every group: the pooled error rate, or 1 where it is 0 or 1."""
+    seen = trials > 0
+    pooled = errors[seen].sum() / trials[seen].sum() if seen.any() else 0.0
+    return np.full(errors.shape, pooled if 0.0 < pooled < 1.0 else 1.0)
 
 
 def equal_rates_pvalue(recall, n_validation, smoothing=0.0, seed=0, n_draws=10_000):
@@ -496,7 +505,7 @@ def equal_rates_pvalue(recall, n_validation, smoothing=0.0, seed=0, n_draws=10_0
     n_validation = n_validation[seen]
     errors = n_validation * (1.0 - np.asarray(recall, dtype=float)[seen])
     trials = n_validation + 2.0 * smoothing
-    pooled = (errors.sum() + smoothing * errors.size) / trials.sum() if errors.size else 0.0
+    pooled = errors.sum() / n_validation.sum() if errors.size else 0.0
     if errors.size < 2 or pooled <= 0.0 or pooled >= 1.0:
         return 1.0
 
@@ -509,8 +518,7 @@ def equal_rates_pvalue(recall, n_validation, smoothing=0.0, seed=0, n_draws=10_0
     # Averaged recalls (several runs) give fractional errors; the simulation
     # draws whole ones from the rounded validation sizes.
     simulated = np.random.RandomState(seed).binomial(
-        np.rint(n_validation).astype(int), (errors.sum() / n_validation.sum()),
-        size=(n_draws, errors.size),
+        np.rint(n_validation).astype(int), pooled, size=(n_draws, errors.size)
     ).astype(float)
     observed = spread(errors)
     # A tolerance, so that the observed set counts among its equals.
