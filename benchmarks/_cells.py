@@ -13,8 +13,8 @@ import torch
 from sklearn.base import clone
 
 from skprune import MetriQ, class_recall_report, group_recall_report, make_pipeline
-from skprune._query import is_skorch_classifier
-from skprune._torch_utils import seeded
+from skprune._query_training import is_skorch_classifier
+from skprune.utils._random_state import seeded
 from skprune.models import MODELS, make_net
 
 from ._config import BenchmarkConfig, Cell, InvalidConfigError, corrected_epochs

@@ -380,7 +380,7 @@ def _nonzero_int(text):
 
 
 def _device(text):
-    from skprune._torch_utils import check_device
+    from skprune.utils._devices import check_device
 
     try:
         check_device(text)

@@ -7,7 +7,7 @@ pruners only add the query training that produces the records.
 
 import numpy as np
 
-from ._query import check_skorch_classifier, train_query_net
+from ._query_training import check_skorch_classifier, train_query_net
 from .callbacks import PositionBatchSampler, TrainingDynamicsRecorder
 from .exceptions import TrainingDivergedError
 
@@ -137,7 +137,7 @@ def record_dynamics(estimator, X, y, seed, *, owner, record="train", margins=Fal
     """Train a query clone of ``estimator`` on ``(X, y)`` and record its dynamics.
 
     The clone trains over the estimator's full schedule through the one
-    query path (:func:`skprune._query.train_query_net`: ``train_split=None``,
+    query path (:func:`skprune._query_training.train_query_net`: ``train_split=None``,
     output and label checks, divergence guard), so every row of ``X`` is
     recorded every epoch. With ``record="train"`` its batches come from a
     :class:`~skprune.callbacks.PositionBatchSampler` that keeps the

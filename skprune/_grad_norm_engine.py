@@ -25,7 +25,7 @@ from torch.nn.parameter import is_lazy
 from torch.utils._pytree import tree_map
 
 from ._layer_rules import RULE_PARAMETERS, rule_for
-from ._torch_utils import check_class_outputs, forward
+from .utils._modules import check_class_outputs, forward
 from ._weight_routes import sq_norms as row_sq_norms
 
 #: Samples the first batch's layout check runs on.

@@ -1,7 +1,7 @@
 """Progress of query training and scoring: a tqdm bar over runs, updated every epoch.
 
 A pruner (or quota) opens a bar for the runs it is about to compute; every
-query network trained meanwhile (through :func:`skprune._query.train_query_net`)
+query network trained meanwhile (through :func:`skprune._query_training.train_query_net`)
 reports its epochs to it, wherever in the code the training happens, through
 a context variable rather than an argument threaded through every call.
 """

@@ -24,7 +24,9 @@ from sklearn.utils.validation import (
 from ._context import DataKey, PruningContext
 from ._docstrings import pruner_docstring
 from ._progress import progress
-from ._torch_utils import preserved_random_state, resolve_device, run_seeds, take_rows
+from .utils._devices import resolve_device
+from .utils._random_state import preserved_random_state, run_seeds
+from .utils._torch_data import take_rows
 from .cache import CacheEntry
 from .exceptions import DegenerateTrainingWarning, StarvedGroupWarning
 from .quotas import QUOTAS, BaseQuota, allocate_class_counts, make_quota

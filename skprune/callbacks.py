@@ -17,7 +17,7 @@ from skorch.callbacks import Callback
 from skorch.dataset import unpack_data
 from torch.utils.data import Sampler
 
-from ._torch_utils import OUTPUT_KINDS, output_kind
+from .utils._modules import OUTPUT_KINDS, output_kind
 
 __all__ = ["PositionBatchSampler", "TrainingDynamicsRecorder", "output_kind"]
 

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._grad_norm_engine import _GhostNorms
-from ._torch_utils import floating_dtype, module_device
+from .utils._devices import floating_dtype, module_device
 
 __all__ = ["per_sample_grad_norms"]
 

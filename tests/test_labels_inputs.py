@@ -21,7 +21,7 @@ from sklearn.preprocessing import FunctionTransformer, LabelEncoder, StandardSca
 from skorch import NeuralNetClassifier
 
 from skprune import EL2NPruner, RandomPruner, make_pipeline
-from skprune._torch_utils import net_inputs
+from skprune.utils._torch_data import net_inputs
 from skprune.models import MLP, RecipeNet, make_net
 
 NOT_WRITABLE = "The given NumPy array is not writable"

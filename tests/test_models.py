@@ -10,7 +10,7 @@ from skorch.dataset import Dataset
 from skorch.helper import SliceDict
 
 from skprune import RandomPruner, make_pipeline
-from skprune._query import make_query_net
+from skprune._query_training import make_query_net
 from skprune.datasets import load_digits_images
 from skprune.models import (
     MLP,

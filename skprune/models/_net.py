@@ -10,7 +10,7 @@ from skorch import NeuralNetClassifier
 from skorch.utils import is_dataset, to_numpy, to_tensor
 from torch.nn.parameter import is_lazy
 
-from .._torch_utils import check_device, module_device, resolve_device
+from ..utils._devices import check_device, module_device, resolve_device
 from ._augment import AugmentedBatches, make_augmentation
 from ._networks import MLP, VGG, ResNet18, SmallCNN
 from ._recipes import DEFAULT_RECIPES, RECIPES, Recipe

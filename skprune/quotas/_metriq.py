@@ -12,8 +12,9 @@ from sklearn.utils.validation import check_array, column_or_1d
 from skorch.callbacks import Callback
 
 from .._progress import progress
-from .._query import is_skorch_classifier, predict_classes, train_query_net
-from .._torch_utils import run_seeds, seeded, take_rows
+from .._query_training import is_skorch_classifier, predict_classes, train_query_net
+from ..utils._random_state import run_seeds, seeded
+from ..utils._torch_data import take_rows
 from ..cache import cached_result
 from ._base import BaseQuota
 

@@ -1,7 +1,7 @@
 """Area-under-the-margin pruning (Pleiss et al., 2020)."""
 
 from .._docstrings import pruner_docstring
-from ._training_dynamics import TrainingDynamicsPruner
+from ._base import TrainingDynamicsPruner
 
 
 @pruner_docstring

@@ -7,8 +7,8 @@ import torch
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from .._docstrings import pruner_docstring
-from .._query import penultimate_features
-from ._query_net import QueryNetPruner
+from .._query_training import penultimate_features
+from ._base import QueryNetPruner
 
 
 def k_center_order(features, device="cpu"):

@@ -6,8 +6,8 @@ from sklearn.utils._param_validation import Interval, StrOptions
 
 from .._docstrings import pruner_docstring
 from .._dynamics import dynamic_uncertainty
-from .._query import check_skorch_classifier
-from ._training_dynamics import TrainingDynamicsPruner
+from .._query_training import check_skorch_classifier
+from ._base import TrainingDynamicsPruner
 
 
 @pruner_docstring

@@ -3,10 +3,10 @@
 import numpy as np
 import torch
 
-from .._query import eval_batches
-from .._torch_utils import check_class_outputs, eval_mode, forward
+from .._query_training import eval_batches
+from ..utils._modules import check_class_outputs, eval_mode, forward
 from .._docstrings import pruner_docstring
-from ._query_net import QueryNetPruner
+from ._base import QueryNetPruner
 
 
 @pruner_docstring

@@ -4,7 +4,7 @@ from sklearn.utils._param_validation import StrOptions
 
 from .._docstrings import pruner_docstring
 from .._dynamics import forgetting_events
-from ._training_dynamics import TrainingDynamicsPruner
+from ._base import TrainingDynamicsPruner
 
 
 @pruner_docstring

@@ -4,11 +4,11 @@ import itertools
 
 from sklearn.utils._param_validation import StrOptions
 
-from .._query import eval_batches
-from .._torch_utils import final_linear
+from .._query_training import eval_batches
+from ..utils._modules import final_linear
 from ..gradients import _grad_norms_of_batches
 from .._docstrings import pruner_docstring
-from ._query_net import QueryNetPruner
+from ._base import QueryNetPruner
 
 
 @pruner_docstring

@@ -6,8 +6,8 @@ import numpy as np
 from sklearn.utils._param_validation import Interval
 
 from .._docstrings import pruner_docstring
-from .._query import penultimate_features
-from ._query_net import QueryNetPruner
+from .._query_training import penultimate_features
+from ._base import QueryNetPruner
 
 
 @pruner_docstring

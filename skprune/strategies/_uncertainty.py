@@ -6,8 +6,8 @@ import numpy as np
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from .._docstrings import pruner_docstring
-from .._query import predict_probabilities
-from ._query_net import QueryNetPruner
+from .._query_training import predict_probabilities
+from ._base import QueryNetPruner
 
 MEASURES = ("least_confidence", "margin", "entropy")
 

@@ -1,4 +1,10 @@
-"""Shared query training of the pruners that score with one trained query network."""
+"""The two bases of the pruners that train a query network.
+
+:class:`QueryNetPruner` scores every sample with one trained clone of the
+estimator (EL2N, GraNd, CoreSet, Prototype, Uncertainty);
+:class:`TrainingDynamicsPruner` scores from what a clone records while it
+trains (Forgetting, Dynamic Uncertainty, AUM).
+"""
 
 import math
 from abc import abstractmethod
@@ -6,16 +12,17 @@ from numbers import Integral
 
 from sklearn.utils._param_validation import Interval
 
-from .._query import check_skorch_classifier, train_query_net
-from .._torch_utils import net_inputs, net_targets
+from .._dynamics import record_dynamics
+from .._query_training import check_skorch_classifier, train_query_net
 from ..base import DataPruner
+from ..utils._torch_data import net_inputs, net_targets
 
 
 class QueryNetPruner(DataPruner):
     """Base of the pruners that score every sample with one trained clone.
 
     A clone of ``estimator`` is trained for ``epochs`` epochs on all the
-    data (through the one query path, :func:`skprune._query.train_query_net`),
+    data (through the one query path, :func:`skprune._query_training.train_query_net`),
     then every sample is scored in eval mode over the net's non-augmenting
     iterator (``iterator_valid``). Scores are averaged over ``n_runs``
     independent initializations. Subclasses implement :meth:`_score_net`
@@ -82,3 +89,62 @@ class QueryNetPruner(DataPruner):
         if self.epochs is not None:
             return self.epochs
         return max(1, math.ceil(self._default_epoch_fraction * self.estimator.max_epochs - 1e-9))
+
+
+class TrainingDynamicsPruner(DataPruner):
+    """Base of Forgetting and Dynamic Uncertainty: score from a recorded training run.
+
+    A clone of ``estimator`` trains over its full schedule on all the data
+    (through the one query path), while a
+    :class:`~skprune.callbacks.TrainingDynamicsRecorder` records, for every
+    sample and epoch, whether it was classified correctly and its
+    true-class probability. Subclasses turn one run's record into scores
+    (:meth:`_score_record`) and say which forward pass is recorded
+    (:meth:`_recorded_pass`).
+    """
+
+    _parameter_constraints = {
+        **DataPruner._parameter_constraints,
+        "n_runs": [Interval(Integral, 1, None, closed="left")],
+    }
+
+    def __init__(
+        self, estimator=None, *, density=0.5, quota=None, selection="hardest", n_runs=1,
+        random_state=None, memory=None,
+        n_jobs=None, verbose=0,
+    ):
+        super().__init__(
+            estimator, density=density, quota=quota, selection=selection,
+            random_state=random_state, memory=memory, n_jobs=n_jobs,
+            verbose=verbose,
+        )
+        self.n_runs = n_runs
+
+    #: Whether the run records margins (``recorder.margin_``).
+    _records_margins = False
+
+    @abstractmethod
+    def _score_record(self, recorder):
+        """Scores of one run from its record.
+
+        Parameters
+        ----------
+        recorder : TrainingDynamicsRecorder
+            ``correct_``, ``proba_`` (and ``margin_``), each of shape
+            ``(n_epochs, n_samples)``.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,)
+        """
+
+    def _recorded_pass(self):
+        """Which forward pass is recorded: ``"train"`` or ``"eval"``."""
+        return "train"
+
+    def _score_run(self, X, y, seed):
+        recorder = record_dynamics(
+            self.estimator, X, y, seed, owner=type(self).__name__,
+            record=self._recorded_pass(), margins=self._records_margins,
+        )
+        return self._score_record(recorder)

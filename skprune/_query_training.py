@@ -16,21 +16,21 @@ from skorch.callbacks import Callback
 from skorch.dataset import unpack_data
 from skorch.utils import to_device
 
-from ._torch_utils import (
-    batch_length,
+from .utils._devices import check_device, inputs_device, resolve_device
+from .utils._modules import (
     check_class_outputs,
-    check_device,
     check_labels,
-    describe_forward_error,
     eval_mode,
     final_linear,
     forward,
-    inputs_device,
+    require_output_kind,
+)
+from .utils._random_state import seeded
+from .utils._torch_data import (
+    batch_length,
+    describe_forward_error,
     net_inputs,
     net_targets,
-    require_output_kind,
-    resolve_device,
-    seeded,
     with_position_labels,
 )
 from ._progress import epoch_callbacks, query_net_verbose
@@ -294,7 +294,7 @@ def eval_batches(net, X, target):
 
     The inputs come from the net's validation iterator (its non-augmenting
     path, never shuffled); the targets are the labels given to the pruner.
-    Iterate it inside :func:`~skprune._torch_utils.preserved_random_state`
+    Iterate it inside :func:`~skprune.utils._random_state.preserved_random_state`
     (a pruner's fit does): creating a DataLoader iterator draws from torch's
     global generator.
     """
