@@ -84,6 +84,10 @@ class DataPruner(BaseSampler):
     #: recompute than to look up (random draws).
     _cache_scores = True
 
+    #: Whether scoring reads ``X``; pruners that do not (given or random
+    #: scores) accept ``X=None`` and prune from ``y`` alone.
+    _requires_X = True
+
     #: Whether scores are real-valued, so that a handful of distinct values
     #: means a degenerate query network (counts such as forgetting events
     #: take few values by nature).
@@ -163,9 +167,13 @@ class DataPruner(BaseSampler):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, ...), or torch Dataset
+        X : array-like of shape (n_samples, ...), torch Dataset, or None
             Samples: arrays of any rank (e.g. NCHW images), lists, pandas
             objects, sparse matrices, or a ``torch.utils.data.Dataset``.
+            ``None`` for pruners that do not read the samples
+            (:class:`~skprune.ScorePruner`, :class:`~skprune.RandomPruner`
+            with a quota that needs no model); the kept rows are then
+            ``sample_indices_``.
         y : array-like of shape (n_samples,)
             Class labels (a one-hot encoded target is accepted and returned
             one-hot).
@@ -181,7 +189,7 @@ class DataPruner(BaseSampler):
         -------
         X_kept : same type as X
             The kept rows in their original order; a ``torch.utils.data.Subset``
-            (no copy) when ``X`` is a Dataset.
+            (no copy) when ``X`` is a Dataset; ``None`` when ``X`` is.
         y_kept : same type as y
             Their labels.
         """
@@ -190,6 +198,11 @@ class DataPruner(BaseSampler):
                 f"{type(self).__name__} requires y to be passed, but the target y is "
                 "None: pruners keep samples per class."
             )
+        if X is None:
+            y_checked, one_hot = self._check_targets(y)
+            self._prune(None, y_checked, _check_groups(groups, y_checked.shape[0]))
+            kept = self.sample_indices_
+            return None, _take_rows(y, np.asarray(y) if one_hot else y_checked, kept)
         n_samples, n_labels = _num_samples_or_len(X), _num_samples_or_len(y)
         if n_samples != n_labels:
             raise ValueError(
@@ -252,6 +265,12 @@ class DataPruner(BaseSampler):
         hashed once.
         """
         owner = type(self).__name__
+        if X is None and self._requires_X:
+            raise ValueError(
+                f"{owner} scores the samples themselves, so X cannot be None; pass the "
+                "data. Only pruners that are given their scores (ScorePruner) or draw them "
+                "(RandomPruner) prune from y alone."
+            )
         labels = y if groups is None else groups
         group_labels, group_index = np.unique(labels, return_inverse=True)
         group_sizes = np.bincount(group_index)

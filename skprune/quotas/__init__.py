@@ -5,8 +5,10 @@ from sklearn.base import clone
 from ._allocation import allocate_class_counts
 from ._base import BaseQuota
 from ._fixed import BalancedQuota, GivenWeights, ProportionalQuota
-from ._metriq import MetriQ, equal_rates_pvalue, error_weights
+from ._error_rates import equal_rates_pvalue, error_weights
+from ._metriq import MetriQ
 from ._strategy_quota import StrategyQ
+from ._validation import ValidationPredictions
 
 #: ``quota=`` strings and the quotas they stand for.
 QUOTAS = {"proportional": ProportionalQuota, "balanced": BalancedQuota, "metriq": MetriQ}
@@ -40,6 +42,7 @@ __all__ = [
     "MetriQ",
     "ProportionalQuota",
     "StrategyQ",
+    "ValidationPredictions",
     "allocate_class_counts",
     "equal_rates_pvalue",
     "error_weights",

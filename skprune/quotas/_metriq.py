@@ -6,17 +6,24 @@ import warnings
 import numpy as np
 import torch
 from sklearn.base import clone
-from sklearn.model_selection import StratifiedShuffleSplit, check_cv
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_array, column_or_1d
-from skorch.callbacks import Callback
 
 from .._progress import progress
 from .._query_training import is_skorch_classifier, predict_classes, train_query_net
+from ..cache import cached_result
 from ..utils._random_state import run_seeds, seeded
 from ..utils._torch_data import take_rows
-from ..cache import cached_result
 from ._base import BaseQuota
+from ._error_rates import _common_weights, _smoothed_counts, equal_rates_pvalue, error_weights
+from ._validation import (
+    ValidationPredictions,
+    _check_recall,
+    _EpochPredictions,
+    _random_splitter,
+    _splits,
+    group_hits,
+)
 
 
 class MetriQ(BaseQuota):
@@ -55,7 +62,8 @@ class MetriQ(BaseQuota):
         silently, with the same output and label checks and the same
         divergence guard.
 
-    validation : float, int, cross-validation generator or tuple, default=0.1
+    validation : float, int, cross-validation generator, tuple or \
+            ValidationPredictions, default=0.1
         Where recall is measured:
 
         - float in (0, 1): a stratified hold-out of that fraction of the data
@@ -66,6 +74,9 @@ class MetriQ(BaseQuota):
         - ``(X_val, y_val)``: the model trains on all the data given to
           ``fit_resample`` and is evaluated on this set (the paper uses half
           of the test set). With ``groups``, ``(X_val, y_val, groups_val)``.
+        - :class:`~skprune.quotas.ValidationPredictions`: predictions of a
+          model you trained yourself; nothing is trained (see
+          :meth:`from_predictions`).
 
         With ``groups`` given to the pruner, the recall of a group is the
         accuracy on its validation samples, and the weights are per group.
@@ -171,6 +182,7 @@ class MetriQ(BaseQuota):
             Interval(numbers.Integral, 2, None, closed="left"),
             "cv_object",
             tuple,
+            ValidationPredictions,
         ],
         "n_runs": [Interval(numbers.Integral, 1, None, closed="left")],
         "epoch": [StrOptions({"last", "best"})],
@@ -189,7 +201,73 @@ class MetriQ(BaseQuota):
         self.significance = significance
         self.smoothing = smoothing
 
+    @classmethod
+    def from_predictions(cls, y_true, y_pred, *, groups=None, **params):
+        """MetriQ from validation predictions of a model you trained yourself.
+
+        For your own training loop: train on the data you will prune,
+        predict a validation set, and give both here; no estimator is
+        trained. The weights follow from the same statistics as MetriQ's own
+        trainings (``error_rate``, ``significance``, ``smoothing``).
+
+        Parameters
+        ----------
+        y_true : array-like of shape (n_val,)
+            True labels of the validation rows.
+        y_pred : array-like of shape (n_val,) or (n_runs, n_val)
+            Predicted labels, one row per independent training.
+        groups : array-like of shape (n_val,), default=None
+            Group of every validation row, when the pruner is given groups.
+        **params
+            Further MetriQ parameters (``error_rate``, ``significance``,
+            ``smoothing``).
+
+        Returns
+        -------
+        MetriQ
+            With ``validation=ValidationPredictions(y_true, y_pred, groups)``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skprune import MetriQ, ScorePruner
+        >>> y = np.repeat([0, 1, 2], 100)
+        >>> y_val = np.repeat([0, 1, 2], 200)
+        >>> y_pred = y_val.copy()
+        >>> y_pred[400:500] = 0  # class 2 is half wrong
+        >>> pruner = ScorePruner(np.arange(300.0), density=0.3,
+        ...                      quota=MetriQ.from_predictions(y_val, y_pred)).fit(None, y)
+        >>> pruner.class_counts_[2] > pruner.class_counts_[0]
+        True
+        """
+        return cls(validation=ValidationPredictions(y_true, y_pred, groups), **params)
+
     def _weights(self, context):
+        recall, n_validation = self._validation_recall(context)
+        return self._weights_from_recall(recall, n_validation, context)
+
+    def _validation_recall(self, context):
+        """Validation recall of every group and its number of validation rows."""
+        if isinstance(self.validation, ValidationPredictions):
+            if context.groups is not None and self.validation.groups is None:
+                raise ValueError(
+                    f"{context.owner} was given groups, so MetriQ measures group accuracy: "
+                    "pass the validation rows' groups too, "
+                    "MetriQ.from_predictions(y_true, y_pred, groups=groups_val)."
+                )
+            if self.n_runs != 1 or self.epoch != "last":
+                raise ValueError(
+                    "MetriQ's n_runs and epoch choose its own trainings; with given "
+                    "predictions, pass one row of y_pred per run, each from the epoch you "
+                    "want, and leave n_runs=1 and epoch='last'."
+                )
+            return self.validation.recall(context.group_labels)
+        if context.X is None:
+            raise ValueError(
+                f"MetriQ trains a model on the data being pruned, but {context.owner} was "
+                "given X=None. Pass the data, or the validation predictions of a model you "
+                "trained: quota=MetriQ.from_predictions(y_val, y_pred)."
+            )
         estimator = self.estimator if self.estimator is not None else context.estimator
         if estimator is None:
             raise ValueError(
@@ -215,7 +293,9 @@ class MetriQ(BaseQuota):
             check=lambda result: _check_recall(result, context.group_labels.shape[0]),
             what="MetriQ recalls",
         )
-        recall, n_validation = result["recall"], result["n_validation"]
+        return result["recall"], result["n_validation"]
+
+    def _weights_from_recall(self, recall, n_validation, context):
         labels = context.group_labels
         missing = n_validation == 0
         if missing.any():
@@ -298,14 +378,9 @@ class MetriQ(BaseQuota):
             X_train = context.X if train is None else take_rows(context.X, train)
             y_train = context.y if train is None else context.y[train]
             hits = self._correct(estimator, X_train, y_train, X_val, y_val, run_seed)
-            # Validation rows count for their group; one of a group absent
-            # from the pruned data counts for none.
-            group = np.searchsorted(labels, groups_val)
-            known = (group < labels.shape[0]) & (labels[np.minimum(group, labels.size - 1)]
-                                                 == groups_val)
-            correct += np.bincount(group[known], weights=hits[known],
-                                   minlength=labels.shape[0])
-            counts += np.bincount(group[known], minlength=labels.shape[0])
+            split_correct, split_counts = group_hits(hits, groups_val, labels)
+            correct += split_correct
+            counts += split_counts
             bar.update()
         recall = np.divide(correct, counts, out=np.zeros_like(correct), where=counts > 0)
         return recall, counts
@@ -336,211 +411,3 @@ class MetriQ(BaseQuota):
             return hits[int(np.argmax(hits.sum(axis=1)))]
         net, _ = train_query_net(estimator, X_train, y_train, seed, owner="MetriQ")
         return predict_classes(net, X_val) == target
-
-
-class _EpochPredictions(Callback):
-    """Predicted class index of every validation row after every epoch."""
-
-    def __init__(self, X_val):
-        self.X_val = X_val
-
-    def initialize(self):
-        self.predictions_ = []
-        return self
-
-    def on_epoch_end(self, net, **kwargs):
-        self.predictions_.append(predict_classes(net, self.X_val))
-
-    def on_train_end(self, net, **kwargs):
-        self.predictions_ = np.stack(self.predictions_)
-        self.X_val = None  # a fitted net must not carry the validation data
-
-
-def _splits(validation, context):
-    """``(train_rows or None, X_val, y_val, groups_val)`` for every training needed."""
-    X, y = context.X, context.y
-    groups = y if context.groups is None else context.groups
-    if isinstance(validation, tuple):
-        yield None, validation[0], validation[1], validation[-1]
-        return
-    # Stratified by group, so that every group has validation samples (the
-    # groups are the classes unless the pruner was given groups).
-    n_groups = np.unique(groups).shape[0]
-    kind = "classes" if context.groups is None else "groups"
-    if isinstance(validation, numbers.Real) and not isinstance(validation, numbers.Integral):
-        n_held_out = max(int(np.ceil(validation * len(y))), n_groups)
-        splitter = StratifiedShuffleSplit(n_splits=1, test_size=n_held_out,
-                                          random_state=context.seed)
-        try:
-            train, test = next(splitter.split(np.zeros(len(y)), groups))
-        except ValueError as exc:
-            raise ValueError(
-                f"MetriQ(validation={validation}) cannot hold out a stratified validation "
-                f"set from {len(y)} samples of {n_groups} {kind} ({exc}). Use a larger "
-                "fraction, an int number of folds, or an explicit (X_val, y_val)."
-            ) from None
-        yield train, take_rows(X, test), y[test], groups[test]
-        return
-    if isinstance(validation, numbers.Integral):
-        folds = check_cv(validation, groups, classifier=True).split(np.zeros(len(y)), groups)
-    else:
-        folds = check_cv(validation, y, classifier=True).split(
-            np.zeros(len(y)), y, context.groups)
-    for train, test in folds:
-        yield train, take_rows(X, test), y[test], groups[test]
-
-
-def error_weights(recall, n_validation, error_rate="shrunk", smoothing=0.0):
-    """Density weights from validation recalls: shrunk or observed error rates.
-
-    Parameters
-    ----------
-    recall : ndarray of shape (n_groups,)
-    n_validation : ndarray of shape (n_groups,)
-        Validation samples behind each recall.
-    error_rate : {"shrunk", "observed"}, default="shrunk"
-        Empirical-Bayes posterior means, or the observed rates (see
-        :class:`MetriQ`).
-    smoothing : float, default=0.0
-        Pseudo-count added to errors and to correct predictions.
-
-    Returns
-    -------
-    weights : ndarray of shape (n_groups,)
-
-    Examples
-    --------
-    Errors 0, 1 and 2 among 13 validation samples each are consistent with
-    one error rate: the shrunk weights are equal, the observed ones are
-    not.
-
-    >>> import numpy as np
-    >>> from skprune.quotas import error_weights
-    >>> recall, n = 1 - np.array([0, 1, 2]) / 13, np.array([13, 13, 13])
-    >>> error_weights(recall, n, "observed").round(3)
-    array([0.   , 0.077, 0.154])
-    >>> error_weights(recall, n).round(3)
-    array([0.077, 0.077, 0.077])
-
-    Errors 0, 25 and 150 among 500 are not: shrinkage hardly moves them.
-
-    >>> error_weights(1 - np.array([0, 25, 150]) / 500, np.array([500] * 3)).round(3)
-    array([0.001, 0.051, 0.298])
-    """
-    recall = np.asarray(recall, dtype=float)
-    errors, trials = _smoothed_counts(recall, n_validation, smoothing)
-    seen = trials > 0
-    if error_rate == "observed":
-        return np.divide(errors, trials, out=1.0 - recall, where=seen)
-    pooled = errors[seen].sum() / trials[seen].sum() if seen.any() else 0.0
-    if pooled <= 0.0 or pooled >= 1.0:
-        return _common_weights(errors, trials)
-    rates = errors[seen] / trials[seen]
-    share = trials[seen] / trials[seen].sum()
-    spread = np.sum(share * (rates - pooled) ** 2)
-    # What the spread would be if every class had the pooled rate.
-    noise = pooled * (1.0 - pooled) * np.count_nonzero(seen) / trials[seen].sum()
-    excess = spread - noise
-    if excess <= 0.0:
-        return _common_weights(errors, trials)
-    strength = max(pooled * (1.0 - pooled) / excess - 1.0, 0.0)
-    return (errors + strength * pooled) / (trials + strength)
-
-
-def _smoothed_counts(recall, n_validation, smoothing):
-    """Errors and trials of every group, each with the pseudo-counts added."""
-    n_validation = np.asarray(n_validation, dtype=float)
-    errors = n_validation * (1.0 - np.asarray(recall, dtype=float)) + smoothing
-    return errors, n_validation + 2.0 * smoothing
-
-
-def _common_weights(errors, trials):
-    """One weight for every group: the pooled error rate, or 1 where it is 0 or 1."""
-    seen = trials > 0
-    pooled = errors[seen].sum() / trials[seen].sum() if seen.any() else 0.0
-    return np.full(errors.shape, pooled if 0.0 < pooled < 1.0 else 1.0)
-
-
-def equal_rates_pvalue(recall, n_validation, smoothing=0.0, seed=0, n_draws=10_000):
-    """p-value of the hypothesis that every class has the same error rate.
-
-    The statistic is the spread of the observed error rates around the
-    pooled one, weighted by validation samples (the quantity whose excess
-    over binomial noise sets :func:`error_weights`' shrinkage). Its null
-    distribution is simulated exactly: every class's errors drawn from a
-    binomial with the pooled rate. Valid with a handful of errors, where a
-    chi-squared approximation is not.
-
-    Parameters
-    ----------
-    recall : ndarray of shape (n_groups,)
-    n_validation : ndarray of shape (n_groups,)
-        Validation samples behind each recall.
-    smoothing : float, default=0.0
-        Pseudo-count added to errors and to correct predictions.
-    seed : int, default=0
-        Seed of the simulation; the same inputs and seed give the same value.
-    n_draws : int, default=10000
-        Simulated validation sets (standard error of the p-value at most
-        0.005).
-
-    Returns
-    -------
-    pvalue : float
-        1.0 where the rates cannot differ (fewer than two classes, no error
-        or no correct prediction at all).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from skprune.quotas import equal_rates_pvalue
-    >>> n = np.array([13, 13, 13])
-    >>> bool(equal_rates_pvalue(1 - np.array([0, 1, 2]) / n, n) > 0.05)
-    True
-    >>> n = np.array([500, 500, 500])
-    >>> bool(equal_rates_pvalue(1 - np.array([0, 25, 150]) / n, n) < 0.001)
-    True
-    """
-    n_validation = np.asarray(n_validation, dtype=float)
-    seen = n_validation > 0
-    n_validation = n_validation[seen]
-    errors = n_validation * (1.0 - np.asarray(recall, dtype=float)[seen])
-    trials = n_validation + 2.0 * smoothing
-    pooled = errors.sum() / n_validation.sum() if errors.size else 0.0
-    if errors.size < 2 or pooled <= 0.0 or pooled >= 1.0:
-        return 1.0
-
-    def spread(errors):
-        # Around each set's own pooled rate, as for the observed set.
-        smoothed = errors + smoothing
-        pooled = smoothed.sum(axis=-1, keepdims=True) / trials.sum()
-        return np.sum(trials * (smoothed / trials - pooled) ** 2, axis=-1)
-
-    # Averaged recalls (several runs) give fractional errors; the simulation
-    # draws whole ones from the rounded validation sizes.
-    simulated = np.random.RandomState(seed).binomial(
-        np.rint(n_validation).astype(int), pooled, size=(n_draws, errors.size)
-    ).astype(float)
-    observed = spread(errors)
-    # A tolerance, so that the observed set counts among its equals.
-    return float(np.mean(spread(simulated) >= observed * (1 - 1e-9)))
-
-
-def _random_splitter(validation):
-    """Whether a CV splitter draws its folds from unseeded randomness (never cached)."""
-    if isinstance(validation, (numbers.Real, tuple)):
-        return False
-    random_state = getattr(validation, "random_state", 0)
-    shuffles = getattr(validation, "shuffle", True)
-    return shuffles and not isinstance(random_state, numbers.Integral)
-
-
-def _check_recall(result, n_groups):
-    for name in ("recall", "n_validation"):
-        value = result.get(name)
-        if value is None or value.shape != (n_groups,) or not np.all(np.isfinite(value)):
-            raise ValueError(f"{name} must be {n_groups} finite numbers")
-    if np.any((result["recall"] < 0) | (result["recall"] > 1)) or np.any(
-        result["n_validation"] < 0
-    ):
-        raise ValueError("recalls must lie in [0, 1] and counts be non-negative")

@@ -60,6 +60,7 @@ class RandomPruner(DataPruner):
     """
 
     _cache_scores = False
+    _requires_X = False
 
     def _score_run(self, X, y, seed):
         return np.random.RandomState(seed).uniform(size=y.shape[0])

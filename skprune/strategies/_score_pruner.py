@@ -60,6 +60,7 @@ class ScorePruner(DataPruner):
     """
 
     _cache_scores = False
+    _requires_X = False
 
     _parameter_constraints = {
         **DataPruner._parameter_constraints,

@@ -1,0 +1,195 @@
+"""Where MetriQ measures recall: hold-outs, folds, given sets and given predictions."""
+
+import numbers
+
+import numpy as np
+from sklearn.model_selection import StratifiedShuffleSplit, check_cv
+from skorch.callbacks import Callback
+
+from .._query_training import predict_classes
+from ..utils._torch_data import take_rows
+
+
+class _EpochPredictions(Callback):
+    """Predicted class index of every validation row after every epoch."""
+
+    def __init__(self, X_val):
+        self.X_val = X_val
+
+    def initialize(self):
+        self.predictions_ = []
+        return self
+
+    def on_epoch_end(self, net, **kwargs):
+        self.predictions_.append(predict_classes(net, self.X_val))
+
+    def on_train_end(self, net, **kwargs):
+        self.predictions_ = np.stack(self.predictions_)
+        self.X_val = None  # a fitted net must not carry the validation data
+
+
+def _splits(validation, context):
+    """``(train_rows or None, X_val, y_val, groups_val)`` for every training needed."""
+    X, y = context.X, context.y
+    groups = y if context.groups is None else context.groups
+    if isinstance(validation, tuple):
+        yield None, validation[0], validation[1], validation[-1]
+        return
+    # Stratified by group, so that every group has validation samples (the
+    # groups are the classes unless the pruner was given groups).
+    n_groups = np.unique(groups).shape[0]
+    kind = "classes" if context.groups is None else "groups"
+    if isinstance(validation, numbers.Real) and not isinstance(validation, numbers.Integral):
+        n_held_out = max(int(np.ceil(validation * len(y))), n_groups)
+        splitter = StratifiedShuffleSplit(n_splits=1, test_size=n_held_out,
+                                          random_state=context.seed)
+        try:
+            train, test = next(splitter.split(np.zeros(len(y)), groups))
+        except ValueError as exc:
+            raise ValueError(
+                f"MetriQ(validation={validation}) cannot hold out a stratified validation "
+                f"set from {len(y)} samples of {n_groups} {kind} ({exc}). Use a larger "
+                "fraction, an int number of folds, or an explicit (X_val, y_val)."
+            ) from None
+        yield train, take_rows(X, test), y[test], groups[test]
+        return
+    if isinstance(validation, numbers.Integral):
+        folds = check_cv(validation, groups, classifier=True).split(np.zeros(len(y)), groups)
+    else:
+        folds = check_cv(validation, y, classifier=True).split(
+            np.zeros(len(y)), y, context.groups)
+    for train, test in folds:
+        yield train, take_rows(X, test), y[test], groups[test]
+
+
+def _random_splitter(validation):
+    """Whether a CV splitter draws its folds from unseeded randomness (never cached)."""
+    if isinstance(validation, (numbers.Real, tuple)):
+        return False
+    random_state = getattr(validation, "random_state", 0)
+    shuffles = getattr(validation, "shuffle", True)
+    return shuffles and not isinstance(random_state, numbers.Integral)
+
+
+def _check_recall(result, n_groups):
+    for name in ("recall", "n_validation"):
+        value = result.get(name)
+        if value is None or value.shape != (n_groups,) or not np.all(np.isfinite(value)):
+            raise ValueError(f"{name} must be {n_groups} finite numbers")
+    if np.any((result["recall"] < 0) | (result["recall"] > 1)) or np.any(
+        result["n_validation"] < 0
+    ):
+        raise ValueError("recalls must lie in [0, 1] and counts be non-negative")
+
+
+def group_hits(hits, groups_val, labels):
+    """Correct predictions and validation rows of every group.
+
+    Parameters
+    ----------
+    hits : ndarray of shape (n_val,)
+        Whether each validation row was predicted correctly (bool or 0/1).
+    groups_val : ndarray of shape (n_val,)
+        The group (class) of each validation row.
+    labels : ndarray of shape (n_groups,)
+        The sorted groups of the pruned data; a validation row of any other
+        group counts for none.
+
+    Returns
+    -------
+    correct, counts : ndarray of shape (n_groups,)
+    """
+    group = np.searchsorted(labels, groups_val)
+    known = (group < labels.shape[0]) & (
+        labels[np.minimum(group, labels.size - 1)] == groups_val
+    )
+    correct = np.bincount(group[known], weights=np.asarray(hits, dtype=float)[known],
+                          minlength=labels.shape[0])
+    counts = np.bincount(group[known], minlength=labels.shape[0]).astype(float)
+    return correct, counts
+
+
+class ValidationPredictions:
+    """Predictions a model of yours made on validation data, for :class:`MetriQ`.
+
+    MetriQ needs only which validation rows a model trained on the data
+    classifies correctly. When you train with your own loop (plain PyTorch,
+    Lightning, anything), give it those predictions instead of an estimator
+    to train: ``MetriQ.from_predictions(y_val, y_pred)``. The weights then
+    follow from the same statistics as MetriQ's own trainings.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_val,)
+        True labels of the validation rows, in the labels of the data being
+        pruned.
+    y_pred : array-like of shape (n_val,) or (n_runs, n_val)
+        Predicted labels; several rows are several independent trainings,
+        whose recalls are averaged.
+    groups : array-like of shape (n_val,), default=None
+        Group of every validation row, when the pruner is given ``groups``.
+
+    See Also
+    --------
+    MetriQ.from_predictions : the quota built on these predictions.
+
+    Examples
+    --------
+    >>> from skprune.quotas import ValidationPredictions
+    >>> ValidationPredictions([0, 0, 1, 1], [0, 1, 1, 1]).recall([0, 1])
+    (array([0.5, 1. ]), array([2., 2.]))
+    """
+
+    def __init__(self, y_true, y_pred, groups=None):
+        self.y_true = y_true
+        self.y_pred = y_pred
+        self.groups = groups
+
+    def __repr__(self):
+        n_val = np.shape(self.y_true)[0] if np.ndim(self.y_true) else 0
+        return f"{type(self).__name__}(<{n_val} validation predictions>)"
+
+    def _checked(self):
+        y_true = np.asarray(self.y_true)
+        y_pred = np.asarray(self.y_pred)
+        if y_true.ndim != 1 or y_true.shape[0] == 0:
+            raise ValueError(
+                "ValidationPredictions needs y_true as one label per validation row (1-D, "
+                f"non-empty); got shape {y_true.shape}."
+            )
+        if y_pred.ndim == 1:
+            y_pred = y_pred[np.newaxis]
+        if y_pred.ndim != 2 or y_pred.shape[1] != y_true.shape[0]:
+            raise ValueError(
+                f"ValidationPredictions: y_pred must have shape ({y_true.shape[0]},) or "
+                f"(n_runs, {y_true.shape[0]}), one predicted label per validation row (and "
+                f"per run); got shape {np.shape(self.y_pred)}."
+            )
+        groups = y_true if self.groups is None else np.asarray(self.groups)
+        if groups.shape != y_true.shape:
+            raise ValueError(
+                f"ValidationPredictions: groups must have one entry per validation row "
+                f"({y_true.shape[0]}); got shape {groups.shape}."
+            )
+        return y_true, y_pred, groups
+
+    def recall(self, labels):
+        """Recall of every group in ``labels``, averaged over runs, and validation rows.
+
+        Parameters
+        ----------
+        labels : array-like of shape (n_groups,)
+            The sorted groups (classes) of the data being pruned.
+
+        Returns
+        -------
+        recall, n_validation : ndarray of shape (n_groups,)
+        """
+        labels = np.asarray(labels)
+        y_true, y_pred, groups = self._checked()
+        recalls, counts = [], None
+        for run in y_pred:
+            correct, counts = group_hits(run == y_true, groups, labels)
+            recalls.append(np.divide(correct, counts, out=np.zeros_like(correct),
+                                     where=counts > 0))
+        return np.mean(recalls, axis=0), counts
