@@ -121,19 +121,23 @@ def test_error_weights_match_hand_computations():
     np.testing.assert_allclose(error_weights(recall, n, "observed"), [0.0, 0.2, 0.5])
     np.testing.assert_allclose(error_weights(recall, n, "observed", smoothing=1.0),
                                [1 / 17, 4 / 17, 6 / 12])
-    # Empirical Bayes by hand: pooled rate, spread beyond binomial noise,
-    # prior strength, posterior means.
+    # Empirical Bayes by hand: pooled rate, between-class variance beyond
+    # the rows' own (pooled within-class) variance, prior strength,
+    # posterior means.
     errors = n * (1 - recall)
+    share = n / n.sum()
     pooled = errors.sum() / n.sum()
-    spread = np.sum(n / n.sum() * (errors / n - pooled) ** 2)
-    excess = spread - pooled * (1 - pooled) * 3 / n.sum()
-    strength = pooled * (1 - pooled) / excess - 1
+    within = np.sum(n * (errors / n) * (1 - errors / n)) / (n.sum() - 3)
+    spread = np.sum(share * (errors / n - pooled) ** 2)
+    tau2 = (spread - within * 2 / n.sum()) / (1 - np.sum(share**2))
+    strength = within / tau2
     np.testing.assert_allclose(error_weights(recall, n),
                                (errors + strength * pooled) / (n + strength))
 
 
 def test_shrunk_weights_equalise_noise_and_keep_real_differences():
-    # Ten classes, 13 validation samples each, 0 to 2 errors: noise.
+    # Ten classes, 13 validation samples each, 0 to 2 errors: their spread
+    # is below what noise alone gives, so every class gets the pooled rate.
     errors = np.array([0, 2, 1, 1, 0, 2, 1, 0, 1, 2])
     weights = error_weights(1 - errors / 13, np.full(10, 13))
     np.testing.assert_allclose(weights, errors.sum() / 130)

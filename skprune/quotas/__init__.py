@@ -5,7 +5,7 @@ from sklearn.base import clone
 from ._allocation import allocate_class_counts
 from ._base import BaseQuota
 from ._fixed import BalancedQuota, GivenWeights, ProportionalQuota
-from ._error_rates import equal_rates_pvalue, error_weights
+from ._error_rates import equal_rates_pvalue, error_rate_spread, error_weights
 from ._metriq import MetriQ
 from ._strategy_quota import StrategyQ
 from ._validation import ValidationPredictions
@@ -45,6 +45,7 @@ __all__ = [
     "ValidationPredictions",
     "allocate_class_counts",
     "equal_rates_pvalue",
+    "error_rate_spread",
     "error_weights",
     "make_quota",
 ]

@@ -15,14 +15,15 @@ from ..cache import cached_result
 from ..utils._random_state import run_seeds, seeded
 from ..utils._torch_data import take_rows
 from ._base import BaseQuota
-from ._error_rates import _common_weights, _smoothed_counts, equal_rates_pvalue, error_weights
+from ._error_rates import ErrorEvidence, common_weights, equal_rates_test, weights_from_evidence
 from ._validation import (
     ValidationPredictions,
     _check_recall,
     _EpochPredictions,
     _random_splitter,
     _splits,
-    group_hits,
+    group_positions,
+    validation_evidence,
 )
 
 
@@ -243,11 +244,11 @@ class MetriQ(BaseQuota):
         return cls(validation=ValidationPredictions(y_true, y_pred, groups), **params)
 
     def _weights(self, context):
-        recall, n_validation = self._validation_recall(context)
-        return self._weights_from_recall(recall, n_validation, context)
+        return self._weights_from_evidence(self._validation_evidence(context), context)
 
-    def _validation_recall(self, context):
-        """Validation recall of every group and its number of validation rows."""
+    def _validation_evidence(self, context):
+        """Validation recall, rows and error levels of every group (see
+        :func:`~skprune.quotas._validation.validation_evidence`)."""
         if isinstance(self.validation, ValidationPredictions):
             if context.groups is not None and self.validation.groups is None:
                 raise ValueError(
@@ -261,7 +262,7 @@ class MetriQ(BaseQuota):
                     "predictions, pass one row of y_pred per run, each from the epoch you "
                     "want, and leave n_runs=1 and epoch='last'."
                 )
-            return self.validation.recall(context.group_labels)
+            return self.validation.evidence(context.group_labels)
         if context.X is None:
             raise ValueError(
                 f"MetriQ trains a model on the data being pruned, but {context.owner} was "
@@ -293,9 +294,13 @@ class MetriQ(BaseQuota):
             check=lambda result: _check_recall(result, context.group_labels.shape[0]),
             what="MetriQ recalls",
         )
-        return result["recall"], result["n_validation"]
+        return result
 
-    def _weights_from_recall(self, recall, n_validation, context):
+    def _weights_from_evidence(self, result, context):
+        recall, n_validation = result["recall"], result["n_validation"]
+        evidence = ErrorEvidence(np.arange(result["error_counts"].shape[1])
+                                 / (result["error_counts"].shape[1] - 1),
+                                 result["error_counts"], float(self.smoothing))
         labels = context.group_labels
         missing = n_validation == 0
         if missing.any():
@@ -316,16 +321,11 @@ class MetriQ(BaseQuota):
         self.n_validation_ = dict(zip(labels.tolist(), n_validation.astype(int).tolist()))
         self.equal_rates_pvalue_ = None
         if self.error_rate == "shrunk" and self.significance is not None:
-            self.equal_rates_pvalue_ = equal_rates_pvalue(
-                recall[~missing], n_validation[~missing], self.smoothing, context.seed
-            )
+            self.equal_rates_pvalue_ = equal_rates_test(evidence, context.seed)
             if self.equal_rates_pvalue_ >= self.significance:
                 # No evidence of any difference: the shrinkage with no spread.
-                return _common_weights(*_smoothed_counts(recall, n_validation, self.smoothing))
-        weights = error_weights(recall, n_validation, self.error_rate, self.smoothing)
-        if missing.any() and self.error_rate == "observed":
-            weights[missing] = weights[~missing].mean() if (~missing).any() else 1.0
-        return weights
+                return common_weights(evidence)
+        return weights_from_evidence(evidence, self.error_rate)
 
     def _starvation_hint(self):
         return (
@@ -359,31 +359,29 @@ class MetriQ(BaseQuota):
         return X_val, y_val, column_or_1d(np.asarray(validation[2]), warn=True)
 
     def _measure(self, estimator, validation, context):
-        """Validation recall of every class, averaged over runs, and validation counts."""
+        """Validation evidence of every group over ``n_runs`` trainings (per split)."""
         labels = context.group_labels
         splits = list(_splits(validation, context))
-        recalls, n_validation = [], None
+        hits, positions = [], None
         with progress(self.n_runs * len(splits), "MetriQ query runs", context.verbose) as bar:
             for run_seed in run_seeds(context.seed, self.n_runs):
-                recall, n_validation = self._measure_run(estimator, splits, labels, context,
-                                                         run_seed, bar)
-                recalls.append(recall)
-        return {"recall": np.mean(recalls, axis=0), "n_validation": n_validation}
+                run_hits, positions = self._measure_run(estimator, splits, labels, context,
+                                                        run_seed, bar)
+                hits.append(run_hits)
+        return validation_evidence(np.stack(hits), positions, labels.shape[0])
 
     def _measure_run(self, estimator, splits, labels, context, run_seed, bar):
-        """Recall of every group over the validation sets of one run, and their sizes."""
-        correct = np.zeros(labels.shape[0])
-        counts = np.zeros(labels.shape[0])
+        """Hits of one run on every validation row of every split, and the rows' groups."""
+        hits, positions = [], []
         for train, X_val, y_val, groups_val in splits:
             X_train = context.X if train is None else take_rows(context.X, train)
             y_train = context.y if train is None else context.y[train]
-            hits = self._correct(estimator, X_train, y_train, X_val, y_val, run_seed)
-            split_correct, split_counts = group_hits(hits, groups_val, labels)
-            correct += split_correct
-            counts += split_counts
+            split_hits = self._correct(estimator, X_train, y_train, X_val, y_val, run_seed)
+            position, known = group_positions(groups_val, labels)
+            hits.append(np.asarray(split_hits, dtype=bool)[known])
+            positions.append(position[known])
             bar.update()
-        recall = np.divide(correct, counts, out=np.zeros_like(correct), where=counts > 0)
-        return recall, counts
+        return np.concatenate(hits), np.concatenate(positions)
 
     def _correct(self, estimator, X_train, y_train, X_val, y_val, seed):
         """Whether each validation row is predicted correctly by a model trained under ``seed``."""

@@ -80,33 +80,66 @@ def _check_recall(result, n_groups):
         result["n_validation"] < 0
     ):
         raise ValueError("recalls must lie in [0, 1] and counts be non-negative")
+    counts = result.get("error_counts")
+    if (counts is None or counts.ndim != 2 or counts.shape[0] != n_groups
+            or counts.shape[1] < 2 or not np.all(np.isfinite(counts)) or np.any(counts < 0)
+            or not np.allclose(counts.sum(axis=1), result["n_validation"])):
+        raise ValueError("error_counts must count every group's validation rows by level")
 
 
-def group_hits(hits, groups_val, labels):
-    """Correct predictions and validation rows of every group.
+def group_positions(groups_val, labels):
+    """Position of every validation row's group in ``labels``, and which rows have one.
+
+    A validation row of a group absent from the pruned data counts for none.
 
     Parameters
     ----------
-    hits : ndarray of shape (n_val,)
-        Whether each validation row was predicted correctly (bool or 0/1).
     groups_val : ndarray of shape (n_val,)
-        The group (class) of each validation row.
     labels : ndarray of shape (n_groups,)
-        The sorted groups of the pruned data; a validation row of any other
-        group counts for none.
+        The sorted groups (classes) of the data being pruned.
 
     Returns
     -------
-    correct, counts : ndarray of shape (n_groups,)
+    positions : ndarray of int, shape (n_val,)
+    known : ndarray of bool, shape (n_val,)
     """
-    group = np.searchsorted(labels, groups_val)
-    known = (group < labels.shape[0]) & (
-        labels[np.minimum(group, labels.size - 1)] == groups_val
+    position = np.searchsorted(labels, groups_val)
+    known = (position < labels.shape[0]) & (
+        labels[np.minimum(position, labels.size - 1)] == groups_val
     )
-    correct = np.bincount(group[known], weights=np.asarray(hits, dtype=float)[known],
-                          minlength=labels.shape[0])
-    counts = np.bincount(group[known], minlength=labels.shape[0]).astype(float)
-    return correct, counts
+    return np.where(known, position, 0), known
+
+
+def validation_evidence(hits, row_groups, n_groups):
+    """What MetriQ keeps of its validation: recalls, row counts and error levels.
+
+    Parameters
+    ----------
+    hits : ndarray of shape (n_runs, n_rows)
+        Whether each training classified each validation row correctly.
+    row_groups : ndarray of int, shape (n_rows,)
+        Position of every row's group.
+    n_groups : int
+
+    Returns
+    -------
+    dict
+        ``recall`` (averaged over runs) and ``n_validation``, of shape
+        ``(n_groups,)``, and ``error_counts`` of shape
+        ``(n_groups, n_runs + 1)``: rows misclassified by 0, 1, ...,
+        ``n_runs`` of the trainings (see
+        :class:`~skprune.quotas._error_rates.ErrorEvidence`).
+    """
+    hits = np.asarray(hits, dtype=float).reshape(-1, np.shape(row_groups)[0])
+    n_runs = hits.shape[0]
+    row_errors = 1.0 - hits.mean(axis=0)
+    n_validation = np.bincount(row_groups, minlength=n_groups).astype(float)
+    correct = np.bincount(row_groups, weights=1.0 - row_errors, minlength=n_groups)
+    recall = np.divide(correct, n_validation, out=np.zeros(n_groups), where=n_validation > 0)
+    level = np.rint(row_errors * n_runs).astype(np.int64)
+    error_counts = np.zeros((n_groups, n_runs + 1))
+    np.add.at(error_counts, (row_groups, level), 1.0)
+    return {"recall": recall, "n_validation": n_validation, "error_counts": error_counts}
 
 
 class ValidationPredictions:
@@ -173,6 +206,17 @@ class ValidationPredictions:
             )
         return y_true, y_pred, groups
 
+    def evidence(self, labels):
+        """Recalls, validation rows and error levels of every group in ``labels``.
+
+        See :func:`validation_evidence`.
+        """
+        labels = np.asarray(labels)
+        y_true, y_pred, groups = self._checked()
+        positions, known = group_positions(groups, labels)
+        return validation_evidence((y_pred == y_true)[:, known], positions[known],
+                                   labels.shape[0])
+
     def recall(self, labels):
         """Recall of every group in ``labels``, averaged over runs, and validation rows.
 
@@ -185,11 +229,5 @@ class ValidationPredictions:
         -------
         recall, n_validation : ndarray of shape (n_groups,)
         """
-        labels = np.asarray(labels)
-        y_true, y_pred, groups = self._checked()
-        recalls, counts = [], None
-        for run in y_pred:
-            correct, counts = group_hits(run == y_true, groups, labels)
-            recalls.append(np.divide(correct, counts, out=np.zeros_like(correct),
-                                     where=counts > 0))
-        return np.mean(recalls, axis=0), counts
+        evidence = self.evidence(labels)
+        return evidence["recall"], evidence["n_validation"]
