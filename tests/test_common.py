@@ -64,6 +64,7 @@ PRUNER_ARGS = {
 QUOTA_ARGS = {
     "ProportionalQuota": {},
     "BalancedQuota": {},
+    "SUBG": {},
     "MetriQ": dict(estimator=LogisticRegression(max_iter=200)),
     "StrategyQ": dict(pruner=skprune.EL2NPruner(tiny_net(), epochs=1, n_runs=1)),
 }

@@ -7,9 +7,11 @@ from ._base import BaseQuota
 from ._fixed import BalancedQuota, GivenWeights, ProportionalQuota
 from ._metriq import MetriQ, equal_rates_pvalue, error_weights
 from ._strategy_quota import StrategyQ
+from ._subg import SUBG
 
 #: ``quota=`` strings and the quotas they stand for.
-QUOTAS = {"proportional": ProportionalQuota, "balanced": BalancedQuota, "metriq": MetriQ}
+QUOTAS = {"proportional": ProportionalQuota, "balanced": BalancedQuota, "subg": SUBG,
+          "metriq": MetriQ}
 
 
 def make_quota(quota):
@@ -39,6 +41,7 @@ __all__ = [
     "GivenWeights",
     "MetriQ",
     "ProportionalQuota",
+    "SUBG",
     "StrategyQ",
     "allocate_class_counts",
     "equal_rates_pvalue",
