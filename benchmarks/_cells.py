@@ -136,7 +136,7 @@ class PrunerFactory:
       the one ``main.py``'s defaults give the Random scorer: 16 epochs at a
       constant learning rate, 1 initialization.
 
-        Parameters
+    Parameters
     ----------
     config : BenchmarkConfig
     net : skorch.NeuralNetClassifier
@@ -172,8 +172,8 @@ class PrunerFactory:
                 own.setdefault("epochs", net.max_epochs)
             if "n_runs" in accepted:
                 own.setdefault("n_runs", entry.query_runs)
-            for name_, value in entry.drop_params.items():
-                own.setdefault(name_, value)
+            for param, value in entry.drop_params.items():
+                own.setdefault(param, value)
         own.setdefault("selection", self.config.selection)
         unknown = sorted(set(own) - set(accepted))
         if unknown:

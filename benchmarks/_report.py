@@ -347,12 +347,12 @@ def _plot(summary, methods, title):
                       **style)
             axis.fill_between(x, line["min"], line["max"], color=style["color"],
                               alpha=0.12, linewidth=0)
-        for name, linestyle, label in ((FULL, "-.", "Full dataset"),
-                                       (FULL_GROUP_BALANCED, ":", FULL_GROUP_BALANCED)):
+        for name, linestyle, legend in ((FULL, "-.", "Full dataset"),
+                                        (FULL_GROUP_BALANCED, ":", FULL_GROUP_BALANCED)):
             reference = part[part["protocol"] == name]
             if not reference.empty:
                 axis.axhline(reference["mean"].mean(), color="0.5", linestyle=linestyle,
-                             linewidth=1, label=label)
+                             linewidth=1, label=legend)
         axis.set_xlabel("Density")
         axis.set_title(label)
         axis.grid(alpha=0.3)

@@ -271,6 +271,25 @@ def test_figures_come_in_three_formats_with_one_style_per_method(tmp_path):
     assert {path.name for path in (tmp_path / "figures").glob("el2n.*")} == {"el2n.png"}
 
 
+
+def test_figures_draw_both_references_as_lines_under_the_panel_titles():
+    from benchmarks._report import METRICS, _plot
+
+    rows = [
+        {"protocol": p, "strategy": "-", "method": p, "density": d, "seed": 0,
+         "accuracy": a, "worst_class_recall": 0.5, "recall_gap": 0.2, "recall_std": 0.1}
+        for p, a in (("Full", 0.8), ("Full, group-balanced", 0.7), ("SUBG", 0.6))
+        for d in ((1.0,) if p.startswith("Full") else (0.3, 0.6))
+    ]
+    summary = summarize(rows)
+    methods = summary.drop_duplicates("method")[["method", "protocol", "strategy"]]
+    figure = _plot(summary, methods[methods["protocol"] == "SUBG"], title="t")
+    assert [axis.get_title() for axis in figure.axes] == list(METRICS.values())
+    lines = {line.get_label(): line for line in figure.axes[0].get_lines()}
+    assert lines["Full dataset"].get_ydata()[0] == 0.8
+    assert lines["Full, group-balanced"].get_ydata()[0] == 0.7
+
+
 GROUPED_DATA = textwrap.dedent("""
     import numpy as np
     from sklearn.datasets import load_digits
