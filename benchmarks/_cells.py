@@ -14,12 +14,31 @@ from sklearn.base import clone
 
 from skprune import MetriQ, class_recall_report, group_recall_report, make_pipeline
 from skprune._query_training import is_skorch_classifier
+from skprune.models import MODELS, StepDecay, make_net
 from skprune.utils._random_state import seeded
-from skprune.models import MODELS, make_net
 
 from ._config import BenchmarkConfig, Cell, InvalidConfigError, corrected_epochs
 from ._data import load_benchmark_data, split_test_set
-from ._registry import FULL, NO_STRATEGY, PROTOCOLS, RegistryError, import_object, strategy
+from ._registry import (
+    FULL_GROUP_BALANCED,
+    NO_STRATEGY,
+    PROTOCOLS,
+    REFERENCES,
+    RegistryError,
+    import_object,
+    strategy,
+)
+
+#: Random+MetriQ's query model under the DRoP protocol. The authors' config.py
+#: sets the query schedule (epochs_query, lr_drops_query, num_inits) only for
+#: the EL2N, GradientBased, DynamicUncertainty, Forgetting and CoreSet scorers;
+#: with the Random scorer main.py's argparse defaults apply: --epochs_query 16,
+#: --lr_drops_query 50 100 (never reached in 16 epochs: a constant learning
+#: rate) and --num_inits 1, with the model's own learning rate, weight decay
+#: and batch size and no augmentation (--aug_query off).
+DROP_RANDOM_QUERY_EPOCHS = 16
+DROP_RANDOM_QUERY_LR_DROPS = (50, 100)
+DROP_RANDOM_QUERY_RUNS = 1
 
 
 def make_base_net(config, data):
@@ -37,10 +56,11 @@ def make_base_net(config, data):
     n_classes, input_shape = len(data.classes), tuple(data.X_train.shape[1:])
     if config.model in MODELS:
         try:
-            return make_net(config.model, n_classes, config.recipe, input_shape=input_shape,
-                            **config.net_params)
+            net = make_net(config.model, n_classes, config.recipe, input_shape=input_shape,
+                           **config.net_params)
         except ValueError as exc:  # a model that cannot take this data's shape
             raise InvalidConfigError(f"--model {config.model}: {exc}") from None
+        return _with_rounding(net, config)
     try:
         make = import_object(config.model, "--model")
     except RegistryError as exc:
@@ -58,9 +78,39 @@ def make_base_net(config, data):
             f"skorch.NeuralNetClassifier(...)); got {type(net).__name__}."
         )
     try:
-        return net.set_params(**config.net_params)
+        net.set_params(**config.net_params)
     except ValueError as exc:
         raise InvalidConfigError(f"--model {config.model}: {exc}") from None
+    return _with_rounding(net, config)
+
+
+def _with_rounding(net, config):
+    """``net`` with its learning-rate drops made whole as the run's epochs are.
+
+    The DRoP authors' ``epochs_correction`` truncates the drops of every
+    network it trains (``int(drop * epochs / E)``), as it truncates the
+    epochs; ``epochs_rounding="floor"`` does both.
+    """
+    if config.epochs_rounding == "floor":
+        net.set_params(**{f"callbacks__{name}__rounding": "floor"
+                          for name in step_decay_names(net)})
+    return net
+
+
+def step_decay_names(net):
+    """Names of the :class:`~skprune.models.StepDecay` callbacks in effect on ``net``.
+
+    A callback replaced or removed by ``set_params(callbacks__NAME=...)``
+    counts as what replaced it.
+    """
+    params = net.get_params(deep=False)
+    names = []
+    for item in net.callbacks or []:
+        if isinstance(item, tuple):
+            name, callback = item
+            if isinstance(params.get(f"callbacks__{name}", callback), StepDecay):
+                names.append(name)
+    return names
 
 
 class PrunerFactory:
@@ -68,13 +118,23 @@ class PrunerFactory:
 
     ``query_protocol="skprune"``: every pruner and MetriQ use the
     benchmark's network as it is, with skprune's defaults.
-    ``query_protocol="drop"``: the DRoP authors' configuration. Query
-    networks train without augmentation; EL2N and GraNd (``query="short"``
-    in the registry) train ``int(0.1 * E)`` epochs with the learning-rate
-    drops scaled to that run and 5 initializations; MetriQ reads recall at
-    the query epoch with the best validation accuracy, averaged over the
-    query initializations of the strategy it serves (the short model, one
-    initialization, for Random+MetriQ), with the paper's ``1 - r_k``.
+    ``query_protocol="drop"``: the DRoP authors' configuration (their
+    ``config.py`` and ``main.py``; the user guide's "Fidelity to DRoP" lists
+    every item with its source):
+
+    - query networks train without augmentation (``--aug_query`` off);
+    - EL2N and GraNd (``query="short"`` in the registry) train
+      ``int(0.1 * E)`` epochs with the learning-rate drops scaled to that
+      run, 5 initializations; the others the full schedule, 1
+      initialization;
+    - every strategy gets its registry entry's ``drop_params``: Forgetting
+      scores never-learned samples 0, Dynamic Uncertainty averages windows
+      of ``J - 1 = 9`` epochs that end before the final epoch;
+    - MetriQ reads recall at the query epoch with the best validation
+      accuracy, averaged over the query initializations of the strategy it
+      serves, with the paper's ``1 - r_k``; Random+MetriQ's query model is
+      the one ``main.py``'s defaults give the Random scorer: 16 epochs at a
+      constant learning rate, 1 initialization.
 
     Parameters
     ----------
@@ -104,15 +164,17 @@ class PrunerFactory:
         entry = strategy(name)
         own = dict(self.config.strategy_params.get(name, {}))
         net = self.net
+        pruner_class = entry.pruner_class()
+        accepted = inspect.signature(pruner_class).parameters
         if self.config.query_protocol == "drop":
             net = self.query_net(entry.query)
             if entry.query == "short":
                 own.setdefault("epochs", net.max_epochs)
-            if "n_runs" in inspect.signature(entry.pruner_class()).parameters:
+            if "n_runs" in accepted:
                 own.setdefault("n_runs", entry.query_runs)
+            for param, value in entry.drop_params.items():
+                own.setdefault(param, value)
         own.setdefault("selection", self.config.selection)
-        pruner_class = entry.pruner_class()
-        accepted = inspect.signature(pruner_class).parameters
         unknown = sorted(set(own) - set(accepted))
         if unknown:
             raise ValueError(
@@ -139,29 +201,46 @@ class PrunerFactory:
         if self.config.query_protocol != "drop":
             return ("base", 1)
         if name == NO_STRATEGY:
-            return ("short", 1)
+            return ("random", DROP_RANDOM_QUERY_RUNS)
         entry = strategy(name)
+        if entry.query == "none":
+            return ("random", DROP_RANDOM_QUERY_RUNS)
         n_runs = self.config.strategy_params.get(name, {}).get("n_runs", entry.query_runs)
-        return (entry.query if entry.query != "none" else "short", n_runs)
+        return (entry.query, n_runs)
 
     def query_net(self, kind):
-        """The benchmark's network as a query network of the DRoP protocol."""
+        """The benchmark's network as a query network of the DRoP protocol.
+
+        Parameters
+        ----------
+        kind : {"short", "full", "random"}
+            ``"short"``: ``int(0.1 * E)`` epochs (at least one) with the
+            drops at the same fractions; ``"full"``: the whole schedule;
+            ``"random"``: Random+MetriQ's model, 16 epochs without
+            learning-rate drops (DRoP's default drops, at epochs 50 and 100,
+            come after its last epoch).
+        """
         net = clone(self.net)
         if "augment" in net.get_params(deep=False):
             net.set_params(augment=None)
         if kind == "short":
             net.set_params(max_epochs=max(1, math.floor(0.1 * self.net.max_epochs)))
+        elif kind == "random":
+            net.set_params(max_epochs=DROP_RANDOM_QUERY_EPOCHS)
+            if min(DROP_RANDOM_QUERY_LR_DROPS) >= DROP_RANDOM_QUERY_EPOCHS:
+                net.set_params(**{f"callbacks__{name}__fractions": ()
+                                  for name in step_decay_names(net)})
         return net
 
     def pruner(self, protocol, strategy_name, *, density, seed, memory):
-        """The pruner of a protocol (DESIGN.md section 2), or ``None`` for ``Full``.
+        """The pruner of a protocol (DESIGN.md section 2), or ``None`` for a reference.
 
         Every pruner gets the integer ``seed`` and the shared ``memory``:
         scores and MetriQ recalls then depend on neither the density nor the
         protocol, so they are computed once per (strategy, seed) and read
         from the cache by every other cell.
         """
-        if protocol == FULL:
+        if protocol in REFERENCES:
             return None
         entry = PROTOCOLS[protocol]
         if entry.uses_strategy and strategy_name == NO_STRATEGY:
@@ -183,7 +262,7 @@ def shared_computations(factory, cell):
         ``kind`` is ``"scores"`` or ``"metriq"``; for MetriQ, ``strategy``
         is the first of the strategies that share its recalls.
     """
-    if cell.protocol == FULL:
+    if cell.protocol in REFERENCES:
         return []
     protocol = PROTOCOLS[cell.protocol]
     computations = []
@@ -253,10 +332,8 @@ def run_cell(settings, cell, cache_dir, fingerprint, torch_threads=None):
     """
     cell = Cell(*cell)
     config, data, factory, evaluation = cell_inputs(settings, cell.seed, torch_threads)
-    base_epochs = factory.net.max_epochs
-    epochs = (corrected_epochs(base_epochs, cell.density, config.epochs_rounding)
-              if config.epochs_correction else base_epochs)
-    final_net = clone(factory.net).set_params(max_epochs=epochs)
+    final_net = final_network(factory, cell, data.get("groups_train"))
+    epochs = final_net.max_epochs
     pruner = factory.pruner(cell.protocol, cell.strategy, density=cell.density,
                             seed=cell.seed, memory=cache_dir)
     model = final_net if pruner is None else make_pipeline(pruner, final_net)
@@ -311,6 +388,42 @@ def run_cell(settings, cell, cache_dir, fingerprint, torch_threads=None):
     if groups_eval:
         row.update(group_fields(data, y_eval, y_pred, groups_eval[0], pruner))
     return row
+
+
+def final_network(factory, cell, groups=None):
+    """The untrained network a cell fits on the rows its pruner keeps.
+
+    The benchmark's network with the epoch correction of the cell's
+    density (the recipe's learning-rate drops follow its ``max_epochs``).
+    For ``Full, group-balanced`` it trains on every row, drawn with
+    replacement with probability ``1 / N_g`` for a row of a group of
+    ``N_g`` rows, ``n`` draws per epoch: every group is seen equally often
+    (group-balanced sampling, the sampling form of Idrissi et al.'s RWG).
+
+    Parameters
+    ----------
+    factory : PrunerFactory
+    cell : Cell
+    groups : ndarray of shape (n_train,) or None
+        The training rows' groups, for ``Full, group-balanced``.
+
+    Returns
+    -------
+    skorch.NeuralNetClassifier
+    """
+    config = factory.config
+    base_epochs = factory.net.max_epochs
+    epochs = (corrected_epochs(base_epochs, cell.density, config.epochs_rounding)
+              if config.epochs_correction else base_epochs)
+    net = clone(factory.net).set_params(max_epochs=epochs)
+    if cell.protocol == FULL_GROUP_BALANCED:
+        _, group_of, sizes = np.unique(groups, return_inverse=True, return_counts=True)
+        # Drawn from torch's global generator, which run_cell seeds per cell.
+        sampler = torch.utils.data.WeightedRandomSampler(
+            torch.as_tensor(1.0 / sizes[group_of], dtype=torch.float64),
+            num_samples=len(group_of), replacement=True)
+        net.set_params(iterator_train__sampler=sampler, iterator_train__shuffle=False)
+    return net
 
 
 def group_fields(data, y_true, y_pred, groups, pruner):

@@ -12,6 +12,7 @@ from ._registry import (
     ALL_PROTOCOLS,
     ALL_STRATEGIES,
     FULL,
+    FULL_GROUP_BALANCED,
     NO_STRATEGY,
     PROTOCOLS,
     RegistryError,
@@ -21,7 +22,10 @@ from ._registry import (
 #: Bumped whenever a row's meaning changes, so old results are not mixed in.
 #: 2: MetriQ's shrunk error rates, train_split=None for MetriQ's network, and
 #: the global random state left alone by pruners.
-RESULTS_VERSION = 2
+#: 3: CoreSet's global k-center by default, OffsetWindow's offset counted from
+#: the easy end, and the drop protocol's Forgetting, Dynamic Uncertainty,
+#: Random+MetriQ query model and truncated learning-rate drops.
+RESULTS_VERSION = 3
 
 #: How query networks and MetriQ are set up (see :mod:`benchmarks._cells`).
 QUERY_PROTOCOLS = ("skprune", "drop")
@@ -82,7 +86,9 @@ class BenchmarkConfig:
         ``E * (0.5 + 0.5 f) / f`` epochs instead of ``E`` (the paper's
         protocol: pruned runs get a comparable compute budget).
     full_reference : bool
-        Also train on the whole training set once per seed (protocol ``Full``).
+        Also train on the whole training set once per seed (protocol
+        ``Full``); with group protocols, also once per seed with every
+        group drawn equally often (``Full, group-balanced``).
     n_train : int or None
         Stratified subsample of the training set (always the same rows);
         ``None`` uses all of it.
@@ -93,10 +99,14 @@ class BenchmarkConfig:
     query_protocol : {"skprune", "drop"}, default="skprune"
         ``"skprune"``: pruners and MetriQ use the benchmark's network as it
         is (skprune's defaults). ``"drop"``: the DRoP authors' configuration
-        (query networks without augmentation; EL2N and GraNd on 10% of the
-        schedule with its learning-rate drops scaled, 5 initializations;
-        MetriQ's recall read at the best validation epoch and averaged over
-        the query initializations, with the paper's ``1 - r_k``).
+        (see :class:`benchmarks._cells.PrunerFactory` and the user guide's
+        "Fidelity to DRoP"): query networks without augmentation; EL2N and
+        GraNd on 10% of the schedule with its learning-rate drops scaled, 5
+        initializations; Forgetting's never-learned samples score 0;
+        Dynamic Uncertainty's windows of ``J - 1`` epochs before the last;
+        Random+MetriQ's query model of 16 epochs at a constant learning
+        rate; MetriQ's recall read at the best validation epoch and averaged
+        over the query initializations, with the paper's ``1 - r_k``.
     selection : str, default="hardest"
         The selection rule of every strategy's pruner (a name in
         ``skprune.selection.SELECTIONS``).
@@ -105,7 +115,9 @@ class BenchmarkConfig:
         evaluation: at random for every seed, or the first half of every
         class in dataset order (the DRoP authors').
     epochs_rounding : {"round", "floor"}, default="round"
-        How the corrected epoch count is rounded (the DRoP authors floor).
+        How the corrected epoch count and the learning-rate drops of every
+        network are made whole: rounded, or floored as the DRoP authors'
+        ``epochs_correction`` does.
     """
 
     dataset: str
@@ -227,6 +239,8 @@ class BenchmarkConfig:
         for seed in self.seeds:
             if self.full_reference:
                 cells.append(cell_key(FULL, NO_STRATEGY, 1.0, seed))
+                if any(PROTOCOLS[name].uses_groups for name in self.protocols):
+                    cells.append(cell_key(FULL_GROUP_BALANCED, NO_STRATEGY, 1.0, seed))
             for density in sorted(self.densities, reverse=True):
                 for name in self.protocols:
                     protocol = PROTOCOLS[name]

@@ -18,6 +18,20 @@ import skprune
 NO_STRATEGY = "-"
 #: The reference cell: the network trained on the whole training set.
 FULL = "Full"
+#: The reference cell of data with groups: the whole training set, drawn so
+#: that every group is seen equally often (see :func:`benchmarks._cells.run_cell`).
+FULL_GROUP_BALANCED = "Full, group-balanced"
+#: Cells without a pruner, trained once per seed at density 1.
+REFERENCES = (FULL, FULL_GROUP_BALANCED)
+
+#: Dynamic Uncertainty's window in the DRoP authors' code: ``--J`` of their
+#: ``main.py`` (default 10; their ``config.py`` only changes it for
+#: ``--test``). Their ``scorers/dynamic_uncertainty.py`` takes, at the first
+#: batch of every epoch from the ``J``-th on, the standard deviation over the
+#: ``J - 1`` epochs recorded so far in its buffer, and drops the oldest: the
+#: windows are every ``J - 1`` consecutive epochs that end before the final
+#: epoch, whose probabilities enter none.
+DROP_DYNUNC_J = 10
 
 
 class RegistryError(ValueError):
@@ -46,6 +60,10 @@ class Strategy:
         GraNd, 1 for the others, as in the authors' configuration).
     color : str
         Its colour in every figure.
+    drop_params : dict
+        Parameters the DRoP protocol gives the pruner: the conventions of
+        the authors' code where they differ from skprune's defaults. The
+        run's own ``strategy_params`` override them.
     """
 
     name: str
@@ -54,6 +72,7 @@ class Strategy:
     query: str = "full"
     query_runs: int = 1
     color: str = "tab:gray"
+    drop_params: dict = dataclasses.field(default_factory=dict, hash=False)
 
     def pruner_class(self):
         """The pruner class, imported."""
@@ -68,8 +87,13 @@ STRATEGIES = {
         Strategy("random", "Random", "RandomPruner", query="none", color="black"),
         Strategy("grand", "GraNd", "GraNdPruner", "short", 5, "tab:blue"),
         Strategy("el2n", "EL2N", "EL2NPruner", "short", 5, "tab:orange"),
-        Strategy("forgetting", "Forgetting", "ForgettingPruner", color="tab:green"),
-        Strategy("dynunc", "DynUnc", "DynamicUncertaintyPruner", color="tab:red"),
+        # DRoP's scorers/forgetting.py starts every sample at "incorrect"
+        # (prev_accs = zeros) and counts only correct -> incorrect drops, so a
+        # sample never classified correctly scores 0.
+        Strategy("forgetting", "Forgetting", "ForgettingPruner", color="tab:green",
+                 drop_params={"never_learned": "zero"}),
+        Strategy("dynunc", "DynUnc", "DynamicUncertaintyPruner", color="tab:red",
+                 drop_params={"windows": "before-last", "window": DROP_DYNUNC_J - 1}),
         Strategy("coreset", "CoreSet", "CoreSetPruner", color="tab:purple"),
         Strategy("prototype", "Prototype", "PrototypePruner", color="tab:brown"),
         Strategy("uncertainty", "Uncertainty", "UncertaintyPruner", color="tab:pink"),
@@ -175,6 +199,12 @@ PROTOCOLS = {
                  lambda factory, strategy, **common: factory.strategy(
                      strategy, quota=factory.metriq(strategy, groups=True), **common),
                  True, True, "Random+GroupMetriQ", (0, (5, 1)), "D", uses_groups=True),
+        # Idrissi et al.'s SUBG: every group subsampled to the same size, at
+        # random within groups (skprune.quotas.SUBG says what happens at
+        # densities the smallest group cannot fill).
+        Protocol("SUBG",
+                 lambda factory, strategy, **common: factory.random(quota="subg", **common),
+                 False, False, "SUBG", (0, (1, 1)), "P", uses_groups=True),
         Protocol("Random+StrategyQ",
                  lambda factory, strategy, **common: factory.random(
                      quota=skprune.StrategyQ(factory.strategy(
@@ -202,8 +232,8 @@ def protocol(name):
 
 def method_label(protocol_name, strategy_name):
     """How a cell's method is named in tables and legends."""
-    if protocol_name == FULL:
-        return FULL
+    if protocol_name in REFERENCES:
+        return protocol_name
     return protocol(protocol_name).label(strategy_name)
 
 

@@ -14,7 +14,15 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from ._files import atomic_path, make_directory, write_text_atomic
-from ._registry import FULL, NO_STRATEGY, PROTOCOLS, STRATEGIES, strategy
+from ._registry import (
+    FULL,
+    FULL_GROUP_BALANCED,
+    NO_STRATEGY,
+    PROTOCOLS,
+    REFERENCES,
+    STRATEGIES,
+    strategy,
+)
 
 #: Metric column -> display name, in the order of the paper's panels.
 METRICS = {
@@ -179,7 +187,7 @@ def best_entries(table, metric):
     best = set()
     for column in table.columns:
         means = {index: float(text.split()[0]) for index, text in table[column].items()
-                 if text and table.loc[index, column] and index != FULL}
+                 if text and table.loc[index, column] and index not in REFERENCES}
         if len(means) < 2:
             continue
         target = (min if metric in LOWER_IS_BETTER else max)(means.values())
@@ -266,7 +274,7 @@ def write_figures(rows, out_dir, formats=FIGURE_FORMATS):
     save = partial(_save, formats=tuple(formats))
     summary = summarize(rows)
     methods = summary.drop_duplicates("method")[["method", "protocol", "strategy"]]
-    methods = methods[methods["protocol"] != FULL]
+    methods = methods[~methods["protocol"].isin(REFERENCES)]
     shared = methods[methods["strategy"] == NO_STRATEGY]
     paths = []
     strategies = [name for name in dict.fromkeys(methods["strategy"]) if name != NO_STRATEGY]
@@ -326,8 +334,7 @@ def _plot(summary, methods, title):
               if metric in set(summary["metric"])}
     figure = Figure(figsize=(4.2 * len(panels), 4.2), layout="constrained")
     axes = figure.subplots(1, len(panels))
-    full = summary[summary["protocol"] == FULL]
-    densities = sorted(summary.loc[summary["protocol"] != FULL, "density"].unique())
+    densities = sorted(summary.loc[~summary["protocol"].isin(REFERENCES), "density"].unique())
     step = min((b - a for a, b in zip(densities, densities[1:])), default=0.1)
     offsets = (pd.RangeIndex(len(methods)) - (len(methods) - 1) / 2) * 0.04 * step
     for axis, (metric, label) in zip(axes, panels.items()):
@@ -340,10 +347,12 @@ def _plot(summary, methods, title):
                       **style)
             axis.fill_between(x, line["min"], line["max"], color=style["color"],
                               alpha=0.12, linewidth=0)
-        reference = full[full["metric"] == metric]
-        if not reference.empty:
-            axis.axhline(reference["mean"].mean(), color="0.5", linestyle="-.",
-                         linewidth=1, label="Full dataset")
+        for name, linestyle, legend in ((FULL, "-.", "Full dataset"),
+                                        (FULL_GROUP_BALANCED, ":", FULL_GROUP_BALANCED)):
+            reference = part[part["protocol"] == name]
+            if not reference.empty:
+                axis.axhline(reference["mean"].mean(), color="0.5", linestyle=linestyle,
+                             linewidth=1, label=legend)
         axis.set_xlabel("Density")
         axis.set_title(label)
         axis.grid(alpha=0.3)
@@ -359,7 +368,7 @@ def _plot_class_density(rows):
     ``None`` without both full-data and pruned rows.
     """
     full = [row for row in rows if row["protocol"] == FULL]
-    pruned = [row for row in rows if row["protocol"] != FULL]
+    pruned = [row for row in rows if row["protocol"] not in REFERENCES]
     if not full or not pruned:
         return None
     density = min(row["density"] for row in pruned)
@@ -389,8 +398,8 @@ def _plot_class_density(rows):
 
 
 def _method_rank(protocol, strategy_name, strategies):
-    if protocol == FULL:
-        return (0, 0, 0)
+    if protocol in REFERENCES:
+        return (0, REFERENCES.index(protocol), 0)
     if strategy_name == NO_STRATEGY:
         return (1, 0, PROTOCOL_ORDER.index(protocol))
     return (2, strategies.index(strategy_name), PROTOCOL_ORDER.index(protocol))

@@ -73,9 +73,9 @@ from ._data import load_benchmark_data
 from ._files import atomic_path, make_directory, os_error_message
 from ._registry import (
     ALL_PROTOCOLS,
-    FULL,
     GROUP_PROTOCOLS,
     PROTOCOLS,
+    REFERENCES,
     STRATEGIES,
     RegistryError,
     import_object,
@@ -215,7 +215,7 @@ def check_pruners(config):
     """
     _, _, factory, _ = cell_inputs(config.to_dict(), config.seeds[0])
     for cell in config.cells():
-        if cell.protocol == FULL:
+        if cell.protocol in REFERENCES:
             continue
         where = PROTOCOLS[cell.protocol].label(cell.strategy)
         try:

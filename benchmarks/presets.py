@@ -13,8 +13,14 @@ from ._registry import ALL_PROTOCOLS
 PAPER_STRATEGIES = ["random", "grand", "el2n", "forgetting", "dynunc"]
 #: The strategies skprune adds to them.
 NEW_STRATEGIES = ["coreset", "prototype", "uncertainty", "aum"]
-#: What the paper presets set to follow the DRoP authors' configuration
-#: (see the user guide's "Fidelity to DRoP").
+#: What the paper presets set to follow the DRoP authors' configuration (see
+#: the user guide's "Fidelity to DRoP"): ``query_protocol="drop"`` sets up the
+#: query networks, the strategies' conventions and MetriQ as their code does
+#: (benchmarks._cells.PrunerFactory), ``test_split="ordered"`` halves the test
+#: set as their data/vision/vision_data.py does, and ``epochs_rounding="floor"``
+#: truncates the corrected epochs and learning-rate drops as their
+#: epochs_correction (utils.py) does. tests/test_drop_fidelity.py checks every
+#: setting against their code.
 DROP_FIDELITY = {"query_protocol": "drop", "test_split": "ordered", "epochs_rounding": "floor"}
 
 PRESETS = {
@@ -81,9 +87,11 @@ PRESETS = {
     # Group robustness: a shortcut attribute (a border) aligned with the
     # class in 95% of the training images, independent in the test set;
     # groups are class x attribute. MetriQ over classes against MetriQ over
-    # groups, at the demo's size.
+    # groups and against SUBG (Idrissi et al.'s group-balanced subsampling),
+    # with the full data, plain and group-balanced, as references; at the
+    # demo's size.
     "groups-demo": {
-        "description": "spurious Fashion-MNIST, class vs group MetriQ, worst-group accuracy",
+        "description": "spurious Fashion-MNIST, group MetriQ vs SUBG, worst-group accuracy",
         "dataset": "spurious-fashion-mnist",
         "n_train": 10000,
         "model": "mlp",
@@ -92,7 +100,7 @@ PRESETS = {
         "strategies": ["el2n"],
         "strategy_params": {"el2n": {"n_runs": 2}},
         "protocols": ["Random", "Strategy", "Strategy+MetriQ", "Random+MetriQ",
-                      "Strategy+GroupMetriQ", "Random+GroupMetriQ"],
+                      "Strategy+GroupMetriQ", "Random+GroupMetriQ", "SUBG"],
         "densities": [0.2, 0.4],
         "seeds": [0, 1],
         "epochs_correction": True,

@@ -202,7 +202,7 @@ skprune_api_sections = [
         "Quotas",
         "How the kept budget is split across classes, or groups (a pruner's "
         "``quota``). See :ref:`quotas`.",
-        ["MetriQ", "StrategyQ", "allocate_class_counts"],
+        ["MetriQ", "StrategyQ", "skprune.quotas.SUBG", "allocate_class_counts"],
     ),
     (
         "Class- and group-wise fairness metrics",

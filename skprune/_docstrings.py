@@ -52,10 +52,13 @@ density : float in (0, 1], default=0.5
     Fraction of samples kept: exactly ``round(density * n_samples)``."""
 
 QUOTA = """\
-quota : {None, "proportional", "balanced", "metriq"}, dict or quota object, default=None
+quota : {None, "proportional", "balanced", "subg", "metriq"}, dict or quota object, \
+default=None
     How the kept budget is split across classes. ``None`` keeps the
     globally highest scores; ``"proportional"`` keeps the same fraction
-    of every class; ``"balanced"`` the same count; ``"metriq"`` or
+    of every class; ``"balanced"`` the same count (``"subg"``,
+    :class:`~skprune.quotas.SUBG`, is that rule as Idrissi et al.'s
+    baseline, and says whether the smallest class allows it); ``"metriq"`` or
     :class:`~skprune.MetriQ` keeps fractions that grow with validation
     error rates; :class:`~skprune.StrategyQ` copies another pruner's class
     ratios; a dict ``{class: weight}`` gives density weights directly.
@@ -65,10 +68,11 @@ SELECTION = """\
 selection : {"hardest", "easiest", "offset", "coverage"} or selection rule, default="hardest"
     Which rows of each class are kept, given their scores:
     ``"hardest"`` keeps the highest scores, ``"easiest"`` the lowest,
-    ``"offset"`` the highest after skipping the hardest 10%
-    (:class:`~skprune.selection.OffsetWindow`), ``"coverage"`` samples every
-    score range (:class:`~skprune.selection.CoverageCentric`); pass a rule
-    object to set its parameters. Changing it reuses the cached scores."""
+    ``"offset"`` the lowest after passing over the easiest 10%, as
+    ``data_diet`` counts its offset (:class:`~skprune.selection.OffsetWindow`),
+    ``"coverage"`` samples every score range
+    (:class:`~skprune.selection.CoverageCentric`); pass a rule object to set
+    its parameters. Changing it reuses the cached scores."""
 
 RANDOM_STATE = """\
 random_state : int, RandomState instance or None, default=None

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from sklearn.datasets import load_digits
 
 from benchmarks import fairness
@@ -51,13 +52,24 @@ def test_drop_protocol_configures_query_networks_as_the_authors():
     forgetting = drop.pruner("Strategy+MetriQ", "forgetting", density=0.5, seed=0,
                              memory=None)
     assert forgetting.estimator.max_epochs == 10 and forgetting.quota.n_runs == 1
+    assert forgetting.never_learned == "zero"
     random_metriq = drop.pruner("Random+MetriQ", "-", density=0.5, seed=0, memory=None)
-    assert random_metriq.quota.estimator.max_epochs == 1 and random_metriq.quota.n_runs == 1
+    # DRoP's argparse defaults for the Random scorer: 16 epochs, constant rate.
+    query = random_metriq.quota.estimator
+    assert query.max_epochs == 16 and random_metriq.quota.n_runs == 1
+    assert query.get_params(deep=False)["callbacks__lr_schedule__fractions"] == ()
+    # A strategy's own parameters win over the protocol's conventions.
+    own = factory(strategies=["forgetting"], query_protocol="drop",
+                  strategy_params={"forgetting": {"never_learned": "presentations"}})
+    assert own.pruner("Strategy", "forgetting", density=0.5, seed=0,
+                      memory=None).never_learned == "presentations"
 
-    default = factory(strategies=["el2n"])
+    default = factory(strategies=["el2n", "forgetting"])
     el2n = default.pruner("Strategy+MetriQ", "el2n", density=0.5, seed=0, memory=None)
     assert el2n.estimator.max_epochs == 10 and el2n.epochs is None
     assert el2n.quota.get_params()["error_rate"] == MetriQ().error_rate
+    assert default.pruner("Strategy", "forgetting", density=0.5, seed=0,
+                          memory=None).never_learned == "presentations"
 
 
 def test_random_strategyq_and_random_metriq_protocols():
@@ -259,6 +271,25 @@ def test_figures_come_in_three_formats_with_one_style_per_method(tmp_path):
     assert {path.name for path in (tmp_path / "figures").glob("el2n.*")} == {"el2n.png"}
 
 
+
+def test_figures_draw_both_references_as_lines_under_the_panel_titles():
+    from benchmarks._report import METRICS, _plot
+
+    rows = [
+        {"protocol": p, "strategy": "-", "method": p, "density": d, "seed": 0,
+         "accuracy": a, "worst_class_recall": 0.5, "recall_gap": 0.2, "recall_std": 0.1}
+        for p, a in (("Full", 0.8), ("Full, group-balanced", 0.7), ("SUBG", 0.6))
+        for d in ((1.0,) if p.startswith("Full") else (0.3, 0.6))
+    ]
+    summary = summarize(rows)
+    methods = summary.drop_duplicates("method")[["method", "protocol", "strategy"]]
+    figure = _plot(summary, methods[methods["protocol"] == "SUBG"], title="t")
+    assert [axis.get_title() for axis in figure.axes] == list(METRICS.values())
+    lines = {line.get_label(): line for line in figure.axes[0].get_lines()}
+    assert lines["Full dataset"].get_ydata()[0] == 0.8
+    assert lines["Full, group-balanced"].get_ydata()[0] == 0.7
+
+
 GROUPED_DATA = textwrap.dedent("""
     import numpy as np
     from sklearn.datasets import load_digits
@@ -283,13 +314,27 @@ def test_group_protocols_report_worst_group_accuracy(tmp_path, monkeypatch, caps
     status = fairness.main([
         "--dataset", "grouped_data:data", "--model", "mlp", "--recipe", "digits-mlp",
         "--epochs", "4", "--strategies", "el2n", "--strategy-params", "el2n:n_runs=1",
-        "--protocols", "Random+MetriQ", "Random+GroupMetriQ", "Strategy+GroupMetriQ",
-        "--densities", "0.5", "--seeds", "0", "--out", str(out), "--no-progress", "--figure-formats", "png"])
+        "--protocols", "Random+MetriQ", "Random+GroupMetriQ", "Strategy+GroupMetriQ", "SUBG",
+        "--densities", "0.1", "0.5", "--seeds", "0", "--out", str(out), "--no-progress",
+        "--figure-formats", "png"])
     assert status == 0, capsys.readouterr().err
     rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
-    by_method = {row["method"]: row for row in rows}
-    assert set(by_method) == {"Full", "Random+MetriQ", "Random+GroupMetriQ",
-                              "EL2N+GroupMetriQ"}
+    by_method = {(row["method"], row["density"]): row for row in rows}
+    assert {method for method, _ in by_method} == {
+        "Full", "Full, group-balanced", "Random+MetriQ", "Random+GroupMetriQ",
+        "EL2N+GroupMetriQ", "SUBG"}
+    # SUBG: one count for every group where the smallest allows it (120
+    # rows at 0.1: 6 or 7 per group, from rounding), the small groups whole above.
+    smallest = min(by_method["Full", 1.0]["group_counts"].values())
+    subg = by_method["SUBG", 0.1]["group_counts"]
+    assert smallest >= 7 and max(subg.values()) - min(subg.values()) <= 1
+    dense = by_method["SUBG", 0.5]["group_counts"]
+    full_counts = by_method["Full", 1.0]["group_counts"]
+    assert min(dense.values()) == smallest and max(dense.values()) < max(full_counts.values())
+    # The group-balanced reference trains on every row.
+    assert by_method["Full, group-balanced", 1.0]["group_counts"] == full_counts
+    by_method = {method: row for (method, density), row in by_method.items()
+                 if density in (0.5, 1.0)}
     for row in rows:
         assert row["worst_group_accuracy"] == min(row["group_recall"].values())
         assert sum(row["group_counts"].values()) == row["n_kept"]
@@ -299,6 +344,24 @@ def test_group_protocols_report_worst_group_accuracy(tmp_path, monkeypatch, caps
     assert len(by_method["Random+MetriQ"]["validation_class_recall"]) == 10
     assert (out / "tables" / "worst_group_accuracy.md").exists()
     assert "Worst-group accuracy" in capsys.readouterr().out
+
+
+def test_group_balanced_reference_draws_every_group_equally_often():
+    from benchmarks._cells import final_network
+    from benchmarks._config import Cell
+
+    built = factory(protocols=["Random"])
+    groups = np.repeat([0, 1, 2], [700, 200, 100])
+    plain = final_network(built, Cell("Full", "-", 1.0, 0), groups)
+    assert plain.get_params(deep=False).get("iterator_train__sampler") is None
+    net = final_network(built, Cell("Full, group-balanced", "-", 1.0, 0), groups)
+    sampler = net.get_params(deep=False)["iterator_train__sampler"]
+    assert net.iterator_train__shuffle is False and sampler.num_samples == 1000
+    assert sampler.replacement
+    torch.manual_seed(0)
+    drawn = np.bincount(groups[list(sampler)], minlength=3)
+    assert np.all(np.abs(drawn - 1000 / 3) < 60), drawn
+    assert net.max_epochs == built.net.max_epochs
 
 
 def test_group_protocols_need_data_with_groups(tmp_path, capsys):

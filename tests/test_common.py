@@ -64,6 +64,7 @@ PRUNER_ARGS = {
 QUOTA_ARGS = {
     "ProportionalQuota": {},
     "BalancedQuota": {},
+    "SUBG": {},
     "MetriQ": dict(estimator=LogisticRegression(max_iter=200)),
     "StrategyQ": dict(pruner=skprune.EL2NPruner(tiny_net(), epochs=1, n_runs=1)),
 }
@@ -103,7 +104,7 @@ def instances():
                                  selection="easiest", random_state=0),
         skprune.EL2NPruner(tiny_net(), epochs=1, n_runs=1, density=0.6, quota="balanced",
                            selection="coverage", random_state=0),
-        skprune.CoreSetPruner(tiny_net(), scope="all", density=0.7, quota="proportional",
+        skprune.CoreSetPruner(tiny_net(), scope="class", density=0.7, quota="proportional",
                               selection="offset", random_state=0),
     ]
     return checked

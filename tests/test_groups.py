@@ -34,10 +34,10 @@ def grouped(seed=0):
 
 
 @pytest.mark.parametrize("quota", [
-    "proportional", "balanced", {g: w for g, w in zip(range(6), (1, 2, 1, 2, 1, 3))},
+    "proportional", "balanced", "subg", {g: w for g, w in zip(range(6), (1, 2, 1, 2, 1, 3))},
     MetriQ(LogisticRegression(max_iter=300)),
     StrategyQ(RandomPruner(quota="balanced", random_state=1)),
-], ids=["proportional", "balanced", "dict", "metriq", "strategyq"])
+], ids=["proportional", "balanced", "subg", "dict", "metriq", "strategyq"])
 @pytest.mark.parametrize("density", [0.05, 0.3, 0.8])
 def test_group_counts_add_up_and_every_group_keeps_one(quota, density):
     X, y, groups = grouped()
@@ -71,6 +71,33 @@ def test_selection_applies_within_every_group():
     for group in range(6):
         rows = groups == group
         assert pruner.scores_[rows & kept].max() < pruner.scores_[rows & ~kept].min()
+
+
+def test_subg_subsamples_every_group_to_the_smallest_at_random():
+    X, y, groups = grouped()  # six groups: 80, 20, 80, 20, 80, 20 rows
+    # At SUBG's own density (6 * 20 / 300) every group keeps all of the smallest's 20.
+    pruner = RandomPruner(density=0.4, quota="subg", random_state=0)
+    pruner.fit_resample(X, y, groups=groups)
+    assert pruner.quota_.subg_size_ == 20 and pruner.quota_.subg_density_ == 0.4
+    assert pruner.quota_.balanced_ and set(pruner.group_counts_.values()) == {20}
+    # Below it, equal counts on a smaller budget, drawn at random within groups.
+    for seed in (0, 1):
+        pruner.set_params(density=0.2, random_state=seed).fit_resample(X, y, groups=groups)
+        assert set(pruner.group_counts_.values()) == {10}
+    other = RandomPruner(density=0.2, quota="subg", random_state=2).fit(X, y, groups=groups)
+    assert not np.array_equal(other.sample_indices_, pruner.sample_indices_)
+    # Above it no balanced subset exists: the small groups are kept whole and
+    # the large ones share the rest equally (quota="balanced"'s counts).
+    pruner.set_params(density=0.7).fit_resample(X, y, groups=groups)
+    assert not pruner.quota_.balanced_
+    assert pruner.group_counts_ == {0: 50, 1: 20, 2: 50, 3: 20, 4: 50, 5: 20}
+    balanced = RandomPruner(density=0.7, quota="balanced", random_state=0)
+    assert balanced.fit(X, y, groups=groups).group_counts_ == pruner.group_counts_
+    # Without groups, the classes are subsampled (Idrissi et al.'s SUBY).
+    _, y_small = small_imbalanced(n=(60, 30, 10))
+    plain = RandomPruner(density=0.3, quota="subg", random_state=0)
+    plain.fit(np.zeros((100, 1)), y_small)
+    assert plain.class_counts_ == {0: 10, 1: 10, 2: 10} and plain.quota_.balanced_
 
 
 def test_metriq_measures_the_accuracy_of_every_group():

@@ -150,6 +150,20 @@ def test_step_decay_follows_max_epochs(digits_images):
     np.testing.assert_allclose(net.history[-4:, "lr"], [0.1, 0.1, 0.02, 0.004])
 
 
+
+def test_step_decay_floor_truncates_the_drops_as_drop_does(digits_images):
+    # DRoP's epochs_correction truncates: int(120 * 346 / 160) = 259 (round: 260).
+    assert StepDecay().milestones(346) == [173, 260]
+    assert StepDecay(rounding="floor").milestones(346) == [173, 259]
+    assert StepDecay(rounding="floor").milestones(160) == [80, 120]
+    net = make_net("mlp", 10, "digits-mlp", max_epochs=7, lr=0.1, batch_size=256,
+                   callbacks__lr_schedule__rounding="floor")
+    net.fit(digits_images.X_train, digits_images.y_train)
+    # floor(3.5) = 3 and floor(5.25) = 5, where rounding gives 4 and 5.
+    np.testing.assert_allclose(net.history[:, "lr"], [0.1] * 3 + [0.02] * 2 + [0.004] * 2)
+    with pytest.raises(ValueError, match="rounding must be 'round' or 'floor'"):
+        StepDecay(rounding="down").milestones(10)
+
 # --- device ----------------------------------------------------------------------
 
 

@@ -149,11 +149,13 @@ def test_select_global_fills_groups_a_rule_leaves_empty():
 # OffsetWindow --------------------------------------------------------------------------
 
 
-def test_offset_skips_exactly_the_hardest_rows():
+def test_offset_skips_exactly_the_easiest_rows_as_data_diet():
     scores = rs(2).permutation(20).astype(float)
-    hardest_first = np.argsort(-scores)
+    # data_diet/data.py, subset_train_idxs_by_offset: scores.argsort()[offset:offset + size].
+    data_diet = scores.argsort()[5:11]
     kept = OffsetWindow(offset=0.25).select_group(scores, 6, rs(0))  # skips round(5.0)
-    np.testing.assert_array_equal(kept, hardest_first[5:11])
+    np.testing.assert_array_equal(kept, data_diet)
+    assert scores[kept].min() > np.sort(scores)[4]  # the five easiest are passed over
 
 
 def test_offset_per_group_rounds_half_to_even():
@@ -165,13 +167,13 @@ def test_offset_per_group_rounds_half_to_even():
     check_kept(kept, group_index, expected_counts=[3, 10])
     for group, skip, count in [(0, 2, 3), (1, 8, 10)]:
         rows = np.flatnonzero(group_index == group)
-        by_hardness = rows[np.argsort(-scores[rows])]
-        np.testing.assert_array_equal(np.sort(by_hardness[skip:skip + count]),
+        by_easiness = rows[np.argsort(scores[rows])]
+        np.testing.assert_array_equal(np.sort(by_easiness[skip:skip + count]),
                                       np.intersect1d(kept, rows))
 
 
-def test_offset_window_slides_back_when_too_few_rows_remain():
-    scores = np.arange(10.0)[::-1].copy()  # row i is the i-th hardest
+def test_offset_window_slides_back_towards_the_easy_end():
+    scores = np.arange(10.0)  # row i is the i-th easiest
     rule = OffsetWindow(offset=0.3)  # skips 3
     np.testing.assert_array_equal(rule.select_group(scores, 7, rs(0)), np.arange(3, 10))
     np.testing.assert_array_equal(rule.select_group(scores, 8, rs(0)), np.arange(2, 10))
@@ -180,23 +182,28 @@ def test_offset_window_slides_back_when_too_few_rows_remain():
     np.testing.assert_array_equal(rule.select(scores, group_index, [8], rs(0)), np.arange(2, 10))
 
 
-def test_offset_zero_is_hardest_first():
+def test_offset_zero_is_easiest_first_and_a_full_window_is_hardest_first():
     scores, group_index = group_data("ties")
     counts = np.array([5, 3, 1, 6])
     np.testing.assert_array_equal(
         OffsetWindow(offset=0).select(scores, group_index, counts, rs(4)),
-        HardestFirst().select(scores, group_index, counts, rs(4)),
+        EasiestFirst().select(scores, group_index, counts, rs(4)),
     )
     np.testing.assert_array_equal(
         OffsetWindow(offset=0).select_group(scores, 9, rs(4)),
-        HardestFirst().select_group(scores, 9, rs(4)),
+        EasiestFirst().select_group(scores, 9, rs(4)),
     )
     # Globally, where no group needs filling.
     scores, group_index = group_data("skewed")
-    interleaved = np.argsort(np.argsort(-scores)) % 4
+    interleaved = np.argsort(np.argsort(scores)) % 4
     np.testing.assert_array_equal(
         OffsetWindow(offset=0).select_global(scores, interleaved, 12, rs(4)),
-        HardestFirst().select_global(scores, interleaved, 12, rs(4)),
+        EasiestFirst().select_global(scores, interleaved, 12, rs(4)),
+    )
+    # An offset past n - count slides the window to the hard end (no ties here).
+    np.testing.assert_array_equal(
+        np.sort(OffsetWindow(offset=0.99).select_group(scores, 9, rs(4))),
+        np.sort(HardestFirst().select_group(scores, 9, rs(4))),
     )
 
 

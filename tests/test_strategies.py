@@ -82,15 +82,44 @@ def mlp_net(**params):
 def test_coreset_scopes(digits):
     X, y = digits
     X, y = X[:600], y[:600]
-    within = CoreSetPruner(mlp_net(), density=0.3, random_state=0).fit(X, y)
+    within = CoreSetPruner(mlp_net(), scope="class", density=0.3, random_state=0).fit(X, y)
     # Within classes, pick positions are fractions of the class: without a
     # quota every class keeps about 30%.
     densities = np.array(list(within.class_densities_.values()))
     assert np.all(np.abs(densities - 0.3) < 0.03)
     assert within.scores_.max() == 1.0 and np.count_nonzero(within.scores_ == 1.0) == 10
-    overall = CoreSetPruner(mlp_net(), scope="all", density=0.3, random_state=0).fit(X, y)
-    assert np.count_nonzero(overall.scores_ == 1.0) == 1
+    overall = CoreSetPruner(mlp_net(), density=0.3, random_state=0).fit(X, y)
+    assert overall.scope == "all" and np.count_nonzero(overall.scores_ == 1.0) == 1
     assert overall.run_scores_.shape == (1, 600)
+
+
+class LinearHead(torch.nn.Module):
+    """One Linear layer: the embedding CoreSet reads (its input) is the data itself."""
+
+    def __init__(self, n_features=2, n_classes=2):
+        super().__init__()
+        self.head = torch.nn.Linear(n_features, n_classes)
+
+    def forward(self, X):
+        return self.head(X)
+
+
+def test_coreset_default_keeps_the_global_k_center_set():
+    # Class 0 spread over a square, class 1 (a quarter of the data) in one
+    # tight spot: one global k-center covers the square and gives class 1 a
+    # single centre, where per-class k-center would keep each class's share.
+    rng = np.random.RandomState(0)
+    X = np.vstack([rng.uniform(0, 100, size=(150, 2)),
+                   50 + rng.uniform(0, 0.01, size=(50, 2))]).astype("float32")
+    y = np.repeat([0, 1], [150, 50])
+    net = NeuralNetClassifier(LinearHead, criterion=torch.nn.CrossEntropyLoss, lr=1e-4,
+                              max_epochs=1, train_split=None, verbose=0)
+    pruner = CoreSetPruner(net, density=0.5, random_state=0).fit(X, y)
+    expected = np.sort(k_center_order(X)[:100])
+    np.testing.assert_array_equal(pruner.sample_indices_, expected)
+    assert pruner.class_counts_ == {0: 99, 1: 1}
+    per_class = CoreSetPruner(net, density=0.5, scope="class", random_state=0).fit(X, y)
+    assert per_class.class_counts_ == {0: 75, 1: 25}
 
 
 def test_aum_ranks_mislabelled_samples_high(flipped_digits):

@@ -1,5 +1,7 @@
 """Step decay of the learning rate at fractions of the training schedule."""
 
+import math
+
 from skorch.callbacks import Callback
 from torch.optim.lr_scheduler import MultiStepLR
 
@@ -23,6 +25,12 @@ class StepDecay(Callback):
         fraction ``f`` takes effect after epoch ``round(f * max_epochs)``.
     gamma : float, default=0.2
         Factor applied at each drop.
+    rounding : {"round", "floor"}, default="round"
+        How a drop's epoch is made whole: ``round(f * max_epochs)``, or
+        ``floor(f * max_epochs)`` as the DRoP authors' code truncates the
+        drops of its epoch-corrected runs (``int(drop * epochs / E)`` in
+        ``epochs_correction``, ``utils.py``): at 346 epochs a drop at 3/4
+        takes effect after epoch 259, not 260.
 
     Attributes
     ----------
@@ -36,11 +44,14 @@ class StepDecay(Callback):
     [80, 120]
     >>> StepDecay((0.5, 0.75)).milestones(200)
     [100, 150]
+    >>> StepDecay((0.5, 0.75)).milestones(346), StepDecay(rounding="floor").milestones(346)
+    ([173, 260], [173, 259])
     """
 
-    def __init__(self, fractions=(0.5, 0.75), gamma=0.2):
+    def __init__(self, fractions=(0.5, 0.75), gamma=0.2, rounding="round"):
         self.fractions = fractions
         self.gamma = gamma
+        self.rounding = rounding
 
     def milestones(self, max_epochs):
         """Epochs after which the rate drops, for a schedule of ``max_epochs``.
@@ -58,7 +69,12 @@ class StepDecay(Callback):
                 raise ValueError(
                     f"StepDecay fractions must lie in [0, 1]; got {tuple(self.fractions)}."
                 )
-        return sorted({round(fraction * max_epochs) for fraction in self.fractions})
+        if self.rounding not in ("round", "floor"):
+            raise ValueError(
+                f"StepDecay rounding must be 'round' or 'floor'; got {self.rounding!r}."
+            )
+        whole = round if self.rounding == "round" else math.floor
+        return sorted({whole(fraction * max_epochs) for fraction in self.fractions})
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
         groups = net.optimizer_.param_groups

@@ -8,10 +8,12 @@ from ._fixed import BalancedQuota, GivenWeights, ProportionalQuota
 from ._error_rates import equal_rates_pvalue, error_rate_spread, error_weights
 from ._metriq import MetriQ
 from ._strategy_quota import StrategyQ
+from ._subg import SUBG
 from ._validation import ValidationPredictions
 
 #: ``quota=`` strings and the quotas they stand for.
-QUOTAS = {"proportional": ProportionalQuota, "balanced": BalancedQuota, "metriq": MetriQ}
+QUOTAS = {"proportional": ProportionalQuota, "balanced": BalancedQuota, "subg": SUBG,
+          "metriq": MetriQ}
 
 
 def make_quota(quota):
@@ -41,6 +43,7 @@ __all__ = [
     "GivenWeights",
     "MetriQ",
     "ProportionalQuota",
+    "SUBG",
     "StrategyQ",
     "ValidationPredictions",
     "allocate_class_counts",

@@ -46,7 +46,7 @@ class CoverageCentric(BaseSelection):
 
     See Also
     --------
-    OffsetWindow : skip the hardest rows, keep the hardest of the rest.
+    OffsetWindow : a window of ranks above the easiest rows (data_diet).
     EasiestFirst : keep the easiest rows, for very small budgets.
 
     Notes

@@ -75,16 +75,18 @@ class CoreSetPruner(QueryNetPruner):
     {density}
     {quota}
     {selection}
-    scope : {"class", "all"}, default="class"
-        Where k-center runs. ``"class"``: within each class separately, as
-        the DRoP authors' CoreSet does; a sample scores
-        ``1 - position / n_k`` for its pick position in its class of
-        ``n_k`` samples, so that with ``quota=None`` every class keeps about
-        the same fraction, and under a quota each class keeps its own
-        k-center cover. ``"all"``: one k-center over all samples (Sener and
-        Savarese); score ``1 - position / n``. Under a class quota, each class
-        then keeps its samples in the global pick order, which is not a
-        k-center cover of the class.
+    scope : {"all", "class"}, default="all"
+        Where k-center runs. ``"all"``: one k-center over all samples, the
+        method of Sener and Savarese and of the DRoP authors' CoreSet
+        scorer; a sample scores ``1 - position / n``. With ``quota=None`` the
+        kept rows are the global k-center set, however unevenly it covers
+        the classes; under a class quota each class keeps its samples in the
+        global pick order, which is not a k-center cover of the class.
+        ``"class"``: k-center within each class separately; a sample scores
+        ``1 - position / n_k`` for its pick position in its class of ``n_k``
+        samples, so that with ``quota=None`` every class keeps about the
+        same fraction, and under a quota each class keeps its own k-center
+        cover.
     epochs : int >= 0 or None, default=None
         Epochs of query training before embedding. ``None`` means the
         estimator's whole schedule; ``0`` embeds with the initialized
@@ -135,12 +137,12 @@ class CoreSetPruner(QueryNetPruner):
 
     _parameter_constraints = {
         **QueryNetPruner._parameter_constraints,
-        "scope": [StrOptions({"class", "all"})],
+        "scope": [StrOptions({"all", "class"})],
         "n_runs": [Interval(Integral, 1, None, closed="left")],
     }
 
     def __init__(
-        self, estimator=None, *, density=0.5, quota=None, selection="hardest", scope="class",
+        self, estimator=None, *, density=0.5, quota=None, selection="hardest", scope="all",
         epochs=None, n_runs=1, random_state=None, memory=None,
         n_jobs=None, verbose=0,
     ):
