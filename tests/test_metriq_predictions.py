@@ -82,3 +82,23 @@ def test_predictions_quota_is_cloned_and_searchable():
     pruner.fit(None, np.repeat([0, 1], 20))
     assert pruner.quota_ is not quota
     assert pruner.class_recall_ == {0: 0.5, 1: 1.0}
+
+
+def test_a_one_row_group_under_the_default_validation():
+    X, y = small_imbalanced(n=(120, 120, 120), seed=0)
+    groups = y.copy()
+    groups[7] = 9  # a subpopulation of one row
+    pruner = RandomPruner(LogisticRegression(max_iter=500), density=0.5, quota="metriq",
+                          random_state=0)
+    with pytest.warns(UserWarning, match=r"groups \[9\] have no validation samples"):
+        pruner.fit(X, y, groups=groups)
+    assert pruner.quota_.n_validation_[9] == 0
+    assert pruner.group_counts_[9] == 1
+    assert sum(pruner.quota_.n_validation_.values()) == 36
+
+
+def test_every_group_of_one_row_names_the_fix():
+    X, y = small_imbalanced(n=(5, 5), seed=0)
+    with pytest.raises(ValueError, match="every one of the 10 groups has a single row"):
+        RandomPruner(LogisticRegression(), density=1.0, quota="metriq").fit(
+            X, y, groups=np.arange(10))

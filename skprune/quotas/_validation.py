@@ -40,18 +40,7 @@ def _splits(validation, context):
     n_groups = np.unique(groups).shape[0]
     kind = "classes" if context.groups is None else "groups"
     if isinstance(validation, numbers.Real) and not isinstance(validation, numbers.Integral):
-        n_held_out = max(int(np.ceil(validation * len(y))), n_groups)
-        splitter = StratifiedShuffleSplit(n_splits=1, test_size=n_held_out,
-                                          random_state=context.seed)
-        try:
-            train, test = next(splitter.split(np.zeros(len(y)), groups))
-        except ValueError as exc:
-            raise ValueError(
-                f"MetriQ(validation={validation}) cannot hold out a stratified validation "
-                f"set from {len(y)} samples of {n_groups} {kind} ({exc}). Use a larger "
-                "fraction, an int number of folds, or an explicit (X_val, y_val)."
-            ) from None
-        yield train, take_rows(X, test), y[test], groups[test]
+        yield _hold_out(validation, context, X, y, groups, kind)
         return
     if isinstance(validation, numbers.Integral):
         folds = check_cv(validation, groups, classifier=True).split(np.zeros(len(y)), groups)
@@ -60,6 +49,40 @@ def _splits(validation, context):
             np.zeros(len(y)), y, context.groups)
     for train, test in folds:
         yield train, take_rows(X, test), y[test], groups[test]
+
+
+def _hold_out(fraction, context, X, y, groups, kind):
+    """A hold-out stratified by group; a group of one row trains and is not validated.
+
+    A stratified split needs two rows of every group it splits. A group with
+    a single row (a rare class, a small subpopulation) cannot give one to
+    each side: it stays in the training rows, and MetriQ treats it as a
+    group without validation samples (it gets the pooled rate).
+    """
+    labels, index, sizes = np.unique(groups, return_inverse=True, return_counts=True)
+    splittable = np.flatnonzero(sizes[index] >= 2)
+    n_groups = np.count_nonzero(sizes >= 2)
+    if n_groups == 0:
+        raise ValueError(
+            f"MetriQ(validation={fraction}) cannot hold out validation rows: every one of "
+            f"the {labels.size} {kind} has a single row. Give MetriQ an explicit "
+            "(X_val, y_val), or its predictions (MetriQ.from_predictions)."
+        )
+    n_held_out = max(int(np.ceil(fraction * splittable.size)), n_groups)
+    splitter = StratifiedShuffleSplit(n_splits=1, test_size=n_held_out,
+                                      random_state=context.seed)
+    try:
+        train, test = next(splitter.split(np.zeros(splittable.size), groups[splittable]))
+    except ValueError as exc:
+        raise ValueError(
+            f"MetriQ(validation={fraction}) cannot hold out a stratified validation set "
+            f"from {len(y)} samples of {labels.size} {kind} ({exc}). Use a larger "
+            "fraction, an int number of folds, or an explicit (X_val, y_val)."
+        ) from None
+    # The splitter's (shuffled) order, as the rows train; single rows last.
+    train = np.concatenate([splittable[train], np.flatnonzero(sizes[index] < 2)])
+    test = splittable[test]
+    return train, take_rows(X, test), y[test], groups[test]
 
 
 def _random_splitter(validation):
