@@ -20,6 +20,7 @@ from skprune.utils._random_state import seeded
 from ._config import BenchmarkConfig, Cell, InvalidConfigError, corrected_epochs
 from ._data import load_benchmark_data, split_test_set
 from ._registry import (
+    METRIQ_RULES,
     FULL_GROUP_BALANCED,
     NO_STRATEGY,
     PROTOCOLS,
@@ -183,18 +184,23 @@ class PrunerFactory:
             )
         return pruner_class(net, **{**own, **params})
 
-    def metriq(self, name, groups=False):
+    def metriq(self, name, groups=False, rule=None):
         """The MetriQ quota of strategy ``name`` (``"-"``: of Random+MetriQ).
 
         With ``groups=True`` it measures group accuracy, for a pruner fitted
-        with the data's groups.
+        with the data's groups. ``rule`` names one of
+        :data:`benchmarks._registry.METRIQ_RULES`, whose parameters replace
+        MetriQ's weighting (never its measurement, so that every rule reads
+        the same cached recalls).
         """
         validation = self.validation if groups else self.validation[:2]
+        weighting = {} if rule is None else METRIQ_RULES[rule]
         if self.config.query_protocol != "drop":
-            return MetriQ(self.net, validation=validation)
+            return MetriQ(self.net, validation=validation, **weighting)
         query, n_runs = self.metriq_source(name)
+        params = {"error_rate": "observed", "floor": 0.0, **weighting}
         return MetriQ(self.query_net(query), validation=validation, n_runs=n_runs,
-                      epoch="best", error_rate="observed")
+                      epoch="best", **params)
 
     def metriq_source(self, name):
         """What MetriQ's recalls depend on besides the seed; equal ones are shared."""

@@ -215,8 +215,50 @@ PROTOCOLS = {
     )
 }
 
+#: MetriQ's weighting rules that the quota suite compares (``benchmarks.quota_suite``),
+#: as MetriQ parameters. ``Random+MetriQ[rule]`` and ``Strategy+MetriQ[rule]`` run
+#: MetriQ with them; ``Random+MetriQ`` and ``Strategy+MetriQ`` run its defaults. Every
+#: rule reads the same measurement (one MetriQ training per seed).
+METRIQ_RULES = {
+    # The paper's exact 1 - r_k.
+    "paper": {"error_rate": "observed", "floor": 0.0},
+    # skprune 0.1's default: shrunk rates, acting only on evidence.
+    "shrunk": {"error_rate": "shrunk", "floor": 0.0},
+    # The default with a lower and a higher floor (sensitivity).
+    "floor25": {"floor": 0.25},
+    "floor75": {"floor": 0.75},
+}
+
+
+def _rule_protocol(base, rule):
+    entry = PROTOCOLS[base]
+
+    def build(factory, strategy, **common):
+        quota = factory.metriq(strategy if entry.uses_strategy else NO_STRATEGY, rule=rule)
+        if entry.uses_strategy:
+            return factory.strategy(strategy, quota=quota, **common)
+        return factory.random(quota=quota, **common)
+
+    markers = dict(zip(METRIQ_RULES, "xP*hd<>"))
+    return dataclasses.replace(entry, name=f"{base}[{rule}]", build=build,
+                               random_equivalent=f"{entry.random_equivalent}[{rule}]",
+                               linestyle=(0, (3, 1, 1, 1)), marker=markers[rule])
+
+
+PROTOCOLS.update({
+    f"{base}[{rule}]": _rule_protocol(base, rule)
+    for rule in METRIQ_RULES for base in ("Random+MetriQ", "Strategy+MetriQ")
+})
+
+
+def is_rule_protocol(name):
+    """Whether a protocol runs one of :data:`METRIQ_RULES` (``...+MetriQ[rule]``)."""
+    return name.endswith("]") and "[" in name
+
+
 #: The protocols of the paper: class quotas, for any data.
-ALL_PROTOCOLS = [name for name, entry in PROTOCOLS.items() if not entry.uses_groups]
+ALL_PROTOCOLS = [name for name, entry in PROTOCOLS.items()
+                 if not entry.uses_groups and not is_rule_protocol(name)]
 #: Protocols with quotas over groups, for data with groups (class x attribute).
 GROUP_PROTOCOLS = [name for name, entry in PROTOCOLS.items() if entry.uses_groups]
 #: Every built-in strategy.

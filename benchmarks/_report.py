@@ -14,6 +14,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from ._files import atomic_path, make_directory, write_text_atomic
+from ._paired import REFERENCES_OF_METHODS, display_differences, paired_differences
 from ._registry import (
     FULL,
     FULL_GROUP_BALANCED,
@@ -221,6 +222,18 @@ def write_tables(rows, out_dir):
                                        to_latex(table, metric, title, note)))
     for field in ("class_recall", "class_counts"):
         paths.append(_write_csv(summarize_classes(rows, field), tables / f"{field}.csv"))
+    for against in REFERENCES_OF_METHODS:
+        differences = paired_differences(rows, "worst_class_recall", against)
+        if differences.empty:
+            continue
+        differences = _in_display_order(differences)
+        stem = tables / f"worst_class_recall_vs_{against.lower()}"
+        paths.append(_write_csv(differences, stem.with_suffix(".csv")))
+        header = (f"Worst-class recall minus {against}'s{' own' if against == 'Strategy' else ''}"
+                  ", paired by seed: mean difference [95% confidence interval] by density.\n\n")
+        paths.append(write_text_atomic(
+            stem.with_suffix(".md"), header + to_markdown(display_differences(differences))
+            + "\n"))
     return paths
 
 

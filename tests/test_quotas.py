@@ -66,7 +66,7 @@ def test_a_starved_class_is_named_in_a_warning_and_a_healthy_split_is_silent(rec
     X, y = easy_third_class()
     with pytest.warns(StarvedGroupWarning, match=r"MetriQ cuts \[2\].*1 of 100"):
         RandomPruner(LogisticRegression(), density=0.4,
-                     quota=MetriQ(validation=0.3, error_rate="observed"), random_state=0).fit(X, y)
+                     quota=MetriQ(validation=0.3, error_rate="observed", floor=0.0), random_state=0).fit(X, y)
     RandomPruner(density=0.4, quota="proportional", random_state=0).fit(X, y)
     assert not [w for w in recwarn if issubclass(w.category, StarvedGroupWarning)]
     # A class whose even share is one row keeps it: not a cut.
@@ -82,7 +82,7 @@ def test_paper_formula_starves_a_perfect_class_and_the_default_does_not():
     X, y = easy_third_class()
     with pytest.warns(StarvedGroupWarning):
         paper = RandomPruner(LogisticRegression(), density=0.4,
-                             quota=MetriQ(validation=0.3, error_rate="observed"),
+                             quota=MetriQ(validation=0.3, error_rate="observed", floor=0.0),
                              random_state=0).fit(X, y)
     assert paper.class_recall_[2] == 1.0
     assert paper.class_counts_[2] == 1
@@ -91,7 +91,7 @@ def test_paper_formula_starves_a_perfect_class_and_the_default_does_not():
         list(paper.class_recall_.values())))
 
     robust = RandomPruner(LogisticRegression(), density=0.4,
-                          quota=MetriQ(validation=0.3, significance=None),
+                          quota=MetriQ(validation=0.3, significance=None, floor=0.0),
                           random_state=0).fit(X, y)
     # Same recalls (computed once and cached); the perfect class keeps a
     # real share because 30 validation samples cannot prove it perfect.
@@ -156,7 +156,7 @@ def test_validation_modes(validation):
         validation = small_imbalanced(n=(20, 20, 20), seed=3)
     pruner = RandomPruner(
         DecisionTreeClassifier(max_depth=2), density=0.5,
-        quota=MetriQ(validation=validation, significance=None), random_state=0,
+        quota=MetriQ(validation=validation, significance=None, floor=0.0), random_state=0,
     ).fit(X, y)
     recalls = np.array(list(pruner.class_recall_.values()))
     assert np.all((0 <= recalls) & (recalls <= 1))
@@ -169,7 +169,7 @@ def test_validation_modes(validation):
 
 def test_n_runs_average_recalls_over_inits():
     X, y = small_imbalanced(n=(80, 80, 80), seed=2)
-    kwargs = dict(validation=0.3, error_rate="observed")
+    kwargs = dict(validation=0.3, error_rate="observed", floor=0.0)
     single = [
         RandomPruner(make_tiny_net(max_epochs=2), density=0.5,
                      quota=MetriQ(**kwargs), random_state=0).fit(X.astype(np.float32), y)
@@ -204,7 +204,7 @@ def test_epoch_best_reads_recall_at_the_best_validation_epoch(digits):
         ("accuracy", ValidationAccuracy(X_val, y_val))])
     pruner = RandomPruner(net, density=0.5, random_state=0,
                           quota=MetriQ(validation=(X_val, y_val), epoch="best",
-                                       error_rate="observed"))
+                                       error_rate="observed", floor=0.0))
     pruner.fit(X[:1500], y[:1500])
     # The pruner's own net trained once (for MetriQ) and the callback saw
     # every epoch: recall comes from the epoch with the most correct rows.
@@ -342,7 +342,7 @@ def test_metriq_without_evidence_keeps_every_class_at_the_same_density():
     np.testing.assert_array_equal(with_quota.sample_indices_, proportional.sample_indices_)
     # significance=None acts on the (shrunk) rates, however weak the evidence.
     acting = EL2NPruner(net, density=0.5, epochs=2, random_state=0,
-                        quota=MetriQ(validation=0.0625, significance=None)).fit(X, y)
+                        quota=MetriQ(validation=0.0625, significance=None, floor=0.0)).fit(X, y)
     assert acting.quota_.equal_rates_pvalue_ is None
     recalls = np.array(list(acting.class_recall_.values()))
     np.testing.assert_allclose(acting.quota_.weights_, error_weights(recalls, np.full(3, 5)))
@@ -352,7 +352,7 @@ def test_metriq_without_evidence_keeps_every_class_at_the_same_density():
 def test_metriq_with_evidence_acts_on_the_shrunk_rates():
     X, y = easy_third_class()
     # 9, 9 and 0 errors among 50 validation samples each.
-    pruner = RandomPruner(LogisticRegression(), density=0.4, quota=MetriQ(validation=0.5),
+    pruner = RandomPruner(LogisticRegression(), density=0.4, quota=MetriQ(validation=0.5, floor=0.0),
                           random_state=0).fit(X, y)
     quota = pruner.quota_
     assert quota.equal_rates_pvalue_ < 0.05
@@ -362,7 +362,7 @@ def test_metriq_with_evidence_acts_on_the_shrunk_rates():
     )
     # The paper's formula runs no test.
     paper = RandomPruner(LogisticRegression(), density=0.4, random_state=0,
-                         quota=MetriQ(validation=0.5, error_rate="observed"))
+                         quota=MetriQ(validation=0.5, error_rate="observed", floor=0.0))
     with pytest.warns(StarvedGroupWarning):
         paper.fit(X, y)
     assert paper.quota_.equal_rates_pvalue_ is None

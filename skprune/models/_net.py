@@ -352,10 +352,11 @@ def make_net(model, n_classes, recipe=None, *, input_shape=None, **params):
         ``"fashion-mnist-cnn"``, ``"digits-mlp"`` and ``"digits-cnn"`` are
         small CPU settings. ``None`` takes the training settings of the
         model's usual recipe (:data:`DEFAULT_RECIPES`) but no input shape.
-    input_shape : tuple (channels, height, width), default=None
-        Shape of one input image, which sizes the module. ``None`` takes
-        the recipe's; without a recipe, the MLP and the CNN infer it from
-        the first batch, VGG and ResNet take 3 channels.
+    input_shape : tuple (channels, height, width) or (n_features,), default=None
+        Shape of one input image, which sizes the module (the MLP also
+        takes ``(n_features,)`` for tabular rows). ``None`` takes the
+        recipe's; without a recipe, the MLP and the CNN infer it from the
+        first batch, VGG and ResNet take 3 channels.
     **params
         ``NeuralNetClassifier`` parameters that override the recipe, e.g.
         ``max_epochs``, ``lr``, ``batch_size``, ``device``, ``augment``,
@@ -427,6 +428,11 @@ def make_net(model, n_classes, recipe=None, *, input_shape=None, **params):
 
 def _module_params(model, n_classes, input_shape):
     """Constructor arguments of ``model``'s module for images of ``input_shape``."""
+    if model == "mlp" and input_shape is not None and len(input_shape) == 1:
+        # Tabular rows: an MLP needs only their number of features.
+        if not (isinstance(input_shape[0], numbers.Integral) and input_shape[0] > 0):
+            raise ValueError(f"input_shape must hold positive integers; got {input_shape!r}.")
+        return {"in_features": int(input_shape[0]), "n_classes": n_classes}
     if input_shape is not None:
         valid = len(input_shape) == 3 and all(
             isinstance(size, numbers.Integral) and size > 0 for size in input_shape

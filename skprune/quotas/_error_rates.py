@@ -265,6 +265,39 @@ def weights_from_evidence(evidence, error_rate, fallback=None):
     return shrunk_rates(evidence)
 
 
+def with_floor(rates, group_sizes, floor):
+    """Density weights that spread ``floor`` of the budget evenly and the rest by ``rates``.
+
+    ``floor * q + (1 - floor) * rates``, with ``q`` the mean rate over the
+    rows being pruned (``sum_k N_k rates_k / N``): before any class is kept
+    whole, class ``k`` keeps the density ``d (floor + (1 - floor) rates_k /
+    q)``, so no class falls below ``floor`` times the overall density ``d``.
+    ``floor=0`` gives the rates themselves, ``floor=1`` proportional quotas.
+
+    Parameters
+    ----------
+    rates : ndarray of shape (n_groups,)
+    group_sizes : ndarray of shape (n_groups,)
+        Rows of every group in the data being pruned.
+    floor : float in [0, 1]
+
+    Returns
+    -------
+    weights : ndarray of shape (n_groups,)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skprune.quotas._error_rates import with_floor
+    >>> with_floor(np.array([0.0, 0.1, 0.5]), np.array([100, 100, 100]), 0.5)
+    array([0.1 , 0.15, 0.35])
+    """
+    rates = np.asarray(rates, dtype=float)
+    sizes = np.asarray(group_sizes, dtype=float)
+    mean = float(np.sum(sizes * rates) / sizes.sum())
+    return floor * mean + (1.0 - floor) * rates
+
+
 def common_weights(evidence):
     """One weight for every group: the pooled error rate, or 1 where it is 0 or 1."""
     pooled = evidence.pooled_rate()

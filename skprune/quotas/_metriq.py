@@ -15,7 +15,13 @@ from ..cache import cached_result
 from ..utils._random_state import run_seeds, seeded
 from ..utils._torch_data import take_rows
 from ._base import BaseQuota
-from ._error_rates import ErrorEvidence, common_weights, equal_rates_test, weights_from_evidence
+from ._error_rates import (
+    ErrorEvidence,
+    common_weights,
+    equal_rates_test,
+    weights_from_evidence,
+    with_floor,
+)
 from ._validation import (
     ValidationPredictions,
     _check_recall,
@@ -37,19 +43,25 @@ class MetriQ(BaseQuota):
     whose density would exceed 1 are kept whole and their excess is
     redistributed (see :func:`~skprune.quotas.allocate_class_counts`).
 
-    The paper's weight is the measured error rate ``1 - r_k``. With a few
-    validation samples per class, or an easy problem, those rates are mostly
-    noise: a class that made no error on its 13 validation samples gets
-    weight 0 and keeps a single sample, and becomes the new worst class. By
-    default skprune uses each class's *shrunk* error rate instead
-    (``error_rate="shrunk"``), an empirical-Bayes estimate that pulls every
-    rate towards the pooled one by as much as the spread between classes
-    fails to exceed what binomial noise explains; clearly different classes
-    (many validation samples, real differences) keep the paper's weights
-    almost exactly. And it acts only on evidence: when a test of one common
-    error rate does not reject (``significance``), validation cannot tell
-    the classes apart, and every class keeps the same fraction.
-    ``error_rate="observed"`` restores the paper.
+    The paper's weight is the measured error rate ``1 - r_k``, read from a
+    model trained on all the data and applied at the target density, where
+    a class that is easy with all its rows is no longer easy with a few of
+    them: a class with no validation error keeps a single sample and
+    becomes the new worst class. skprune's default, chosen on the quota
+    suite (``python -m benchmarks.quota_suite``; its table is in the user
+    guide), differs from the paper in three ways, each one switch away:
+
+    - ``floor=0.5``: half of the kept budget is spread as proportional
+      quotas, the other half by error rates, so that no class keeps less
+      than half the overall density.
+    - ``error_rate="shrunk"``: each class's rate is an empirical-Bayes
+      estimate pulled towards the pooled rate by as much as the spread
+      between classes fails to exceed their noise.
+    - ``significance=0.05``: when a test of one common error rate does not
+      reject, validation cannot tell the classes apart, and every class
+      keeps the same fraction.
+
+    ``MetriQ(error_rate="observed", floor=0)`` is the paper's rule.
 
     Read more in the :ref:`User Guide <metriq>`.
 
@@ -93,33 +105,33 @@ class MetriQ(BaseQuota):
         fold chooses its own), as the DRoP authors do.
 
     error_rate : {"shrunk", "observed"}, default="shrunk"
-        The weight of class ``k``, from its ``e_k`` errors among ``n_k``
-        validation samples (``e_k`` averaged over runs):
+        The error rate of class ``k``, from its ``e_k`` errors among ``n_k``
+        validation samples (with several runs, a sample counts the fraction
+        of the runs that erred on it):
 
         - ``"shrunk"``: the posterior mean ``(e_k + s p) / (n_k + s)`` of a
-          beta-binomial model whose prior mean ``p`` is the pooled error
-          rate and whose strength ``s`` is fitted by the method of moments:
-          ``s = p (1 - p) / tau2 - 1``, with ``tau2`` the spread of the
-          class error rates beyond their binomial noise. No excess spread
-          (``tau2 = 0``), or a test that does not reject (see
-          ``significance``), gives equal weights; a large one gives ``s``
-          near 0
-          and the observed rates. A class without validation samples gets
-          ``p``.
-        - ``"observed"``: ``e_k / n_k``, the paper's ``1 - r_k``. Choose it
-          to reproduce the paper, or when every class has hundreds of
-          validation samples, where the two hardly differ.
+          random-effects model whose prior mean ``p`` is the pooled error
+          rate and whose strength ``s = sigma2 / tau2`` comes from an
+          unbiased estimate ``tau2`` of the variance of the classes' true
+          rates and ``sigma2``, the variance of a sample's error within a
+          class (:func:`~skprune.quotas.error_rate_spread`). No excess
+          spread (``tau2 <= 0``), or a test that does not reject (see
+          ``significance``), gives every class ``p``; a large spread gives
+          ``s`` near 0 and the observed rates. A class without validation
+          samples gets ``p``.
+        - ``"observed"``: ``e_k / n_k``, the paper's ``1 - r_k``.
 
     significance : float in (0, 1) or None, default=0.05
         With ``error_rate="shrunk"``, MetriQ first tests whether the class
-        error rates differ beyond binomial noise (an exact Monte Carlo test
-        of one common error rate, on the spread of the observed rates). When
+        error rates differ beyond their noise (a Monte Carlo test of one
+        common error rate conditional on the validation table's margins,
+        :func:`~skprune.quotas.equal_rates_pvalue`). When
         the test's p-value is ``significance`` or more, validation cannot
         tell the classes apart, and every class gets the same weight (the
         shrinkage with no spread between classes): MetriQ keeps the same
         fraction of every class, as ``quota="proportional"`` does. ``None``
         skips the test, and shrinks by the estimated spread however small.
-        Not used with ``error_rate="observed"``, which follows the paper.
+        Not used with ``error_rate="observed"``.
 
     smoothing : float >= 0, default=0.0
         Pseudo-count ``a`` added to both the errors and the correct
@@ -129,6 +141,17 @@ class MetriQ(BaseQuota):
         paper's exact ``1 - r_k``, under which a class with perfect
         validation recall keeps a single sample until every other class is
         kept whole.
+
+    floor : float in [0, 1], default=0.5
+        Share of the kept budget spread as proportional quotas; the rest
+        follows the error rates. Class ``k``'s density weight is ``floor *
+        q + (1 - floor) * rate_k``, with ``q`` the mean rate over the rows
+        being pruned, so that every class keeps at least ``floor`` times the
+        overall density. ``0`` is the paper's (weights are the rates), ``1``
+        is ``quota="proportional"``. 0.5 is the default because it was the
+        dependable one on the quota suite (see the user guide's MetriQ
+        page): 0 starves classes that are easy with all their rows, 0.75
+        gives too little to the hard ones.
 
     Attributes
     ----------
@@ -190,10 +213,11 @@ class MetriQ(BaseQuota):
         "error_rate": [StrOptions({"shrunk", "observed"})],
         "significance": [Interval(numbers.Real, 0, 1, closed="neither"), None],
         "smoothing": [Interval(numbers.Real, 0, None, closed="left")],
+        "floor": [Interval(numbers.Real, 0, 1, closed="both")],
     }
 
     def __init__(self, estimator=None, validation=0.1, *, n_runs=1, epoch="last",
-                 error_rate="shrunk", significance=0.05, smoothing=0.0):
+                 error_rate="shrunk", significance=0.05, smoothing=0.0, floor=0.5):
         self.estimator = estimator
         self.validation = validation
         self.n_runs = n_runs
@@ -201,6 +225,7 @@ class MetriQ(BaseQuota):
         self.error_rate = error_rate
         self.significance = significance
         self.smoothing = smoothing
+        self.floor = floor
 
     @classmethod
     def from_predictions(cls, y_true, y_pred, *, groups=None, **params):
@@ -325,14 +350,21 @@ class MetriQ(BaseQuota):
             if self.equal_rates_pvalue_ >= self.significance:
                 # No evidence of any difference: the shrinkage with no spread.
                 return common_weights(evidence)
-        return weights_from_evidence(evidence, self.error_rate)
+        return with_floor(weights_from_evidence(evidence, self.error_rate),
+                          context.group_sizes, self.floor)
 
     def _starvation_hint(self):
-        return (
-            " MetriQ's weights are error rates: a class with (near-)perfect validation recall "
-            "gets almost none. A larger validation set, MetriQ(error_rate='shrunk') (the "
-            "default) or MetriQ(smoothing=1) keeps such classes."
-        )
+        # Advice that changes something: never the setting already in use.
+        advice = []
+        if self.floor < 0.5:
+            advice.append(f"MetriQ(floor={max(0.5, self.floor + 0.25):g}) keeps every class at "
+                          "that fraction of the overall density or more")
+        if self.error_rate == "observed":
+            advice.append("MetriQ(error_rate='shrunk') pulls rates measured on few samples "
+                          "towards the pooled one")
+        advice.append("a larger validation set measures small error rates better")
+        return (" MetriQ's weights follow validation error rates, and a class with "
+                "(near-)perfect recall gets little: " + "; ".join(advice) + ".")
 
     def _checked_validation(self, context):
         validation = self.validation
