@@ -381,8 +381,9 @@ def test_every_table_and_figure_is_replaced_atomically(finished, tmp_path, monke
     paths = write_report(rows, tmp_path)
     written = paths["tables"] + paths["figures"]
     assert sorted(replaced) == sorted(written)
-    # 4 metrics x (csv, md, tex) + 2 per-class CSVs; 3 figures x (png, pdf, svg).
-    assert len(written) == 4 * 3 + 2 + 3 * 3
+    # 4 metrics x (csv, md, tex) + 2 per-class CSVs + paired differences against
+    # Random and against the strategy (csv, md); 3 figures x (png, pdf, svg).
+    assert len(written) == 4 * 3 + 2 + 2 * 2 + 3 * 3
     assert not [path for path in tmp_path.rglob("*") if ".tmp" in path.name]
 
 
