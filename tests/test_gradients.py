@@ -1,5 +1,7 @@
 """per_sample_grad_norms: exact against a per-sample autograd loop, on every route."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -7,15 +9,24 @@ import torch.nn.functional as F
 from conftest import TinyMLP
 from torch import nn
 
-from skprune import _weight_routes, per_sample_grad_norms
-from skprune._weight_routes import (
-    ROUTES,
-    choose_conv_route,
-    choose_route,
+import skprune
+from skprune.gradients import (
+    NormRule,
+    _autotune,
+    _routes,
+    grad_norm_routes,
+    per_sample_grad_norms,
+    register_norm_rule,
+)
+from skprune.gradients._autotune import ROUTE_NAMES, Route, route_policy, run_route
+from skprune.gradients._conv import (
+    GRADIENT_ROUTES,
+    conv_route_costs,
     conv_weight_grads,
     conv_weight_sq_norms,
 )
-from skprune.gradients import _grad_norms_of_batches, _per_sample_loss
+from skprune.gradients._norms import _grad_norms_of_batches, _per_sample_loss
+from skprune.gradients._registry import rule_for
 
 
 def reference_norms(module, X, y, criterion=None, parameters=None):
@@ -501,47 +512,76 @@ def reference_weight_grads(layer, calls):
     return torch.stack(grads)
 
 
-@pytest.mark.parametrize("route", ROUTES)
+def applies(layer, route):
+    """Whether ``route`` is one of the convolution's exact routes."""
+    return route in conv_route_costs(layer, conv_calls_for_costs(layer))
+
+
+def conv_calls_for_costs(layer):
+    x = torch.zeros(2, layer.in_channels, *([9] * len(layer.kernel_size)), dtype=torch.float64)
+    return [(x, torch.zeros_like(layer(x)))]
+
+
+def forced_conv_sq_norms(layer, calls, route):
+    """The convolution's weight norms by ``route``, checking that it was the route taken."""
+    log = {}
+    with route_policy(route, log):
+        norms = conv_weight_sq_norms(layer, calls)
+    assert log[layer] == route
+    return norms
+
+
+@pytest.mark.parametrize("route", ROUTE_NAMES)
 @pytest.mark.parametrize("name", CONVOLUTIONS)
 def test_every_conv_route_is_exact(name, route):
     layer, calls = conv_calls(name)
+    if not applies(layer, route):
+        pytest.skip(f"{route!r} does not apply to {name}")
     expected = reference_weight_grads(layer, calls).flatten(1).pow(2).sum(1)
     torch.testing.assert_close(
-        conv_weight_sq_norms(layer, calls, route), expected, rtol=1e-10, atol=0
+        forced_conv_sq_norms(layer, calls, route), expected, rtol=1e-10, atol=0
     )
 
 
-@pytest.mark.parametrize("route", ROUTES)
+@pytest.mark.parametrize("route", ROUTE_NAMES)
 @pytest.mark.parametrize("name", ["k3_padding", "depthwise_x2_stride2", "1d_k5_stride2",
-                                  "channels_last_windows", "channels_last_one_call_of_two"])
+                                  "channels_last_windows", "channels_last_one_call_of_two",
+                                  "same_even_reflect", "1d_depthwise_dilation2"])
 def test_conv_routes_add_up_the_calls_of_a_layer(name, route):
     # The second call is one pixel larger: for "channels_last_one_call_of_two",
     # too large for channels-last windows on its own.
     layer, calls = conv_calls(name, n_calls=2)
+    if not applies(layer, route):
+        pytest.skip(f"{route!r} does not apply to {name}")
     expected = reference_weight_grads(layer, calls).flatten(1).pow(2).sum(1)
     torch.testing.assert_close(
-        conv_weight_sq_norms(layer, calls, route), expected, rtol=1e-10, atol=0
+        forced_conv_sq_norms(layer, calls, route), expected, rtol=1e-10, atol=0
     )
 
 
-@pytest.mark.parametrize("route", ["outer", "grouped", None])
+@pytest.mark.parametrize("route", [*GRADIENT_ROUTES, "auto"])
 @pytest.mark.parametrize("name", ["stride2_even_map", "depthwise", "same_even_reflect", "3d",
                                   "channels_last_groups2", "channels_last_1d"])
 def test_conv_routes_form_exact_per_sample_grads(name, route):
     layer, calls = conv_calls(name, n_calls=2)
+    with route_policy(route):
+        grads = conv_weight_grads(layer, calls)
     torch.testing.assert_close(
-        conv_weight_grads(layer, calls, route), reference_weight_grads(layer, calls),
-        rtol=1e-10, atol=1e-12,
+        grads, reference_weight_grads(layer, calls), rtol=1e-10, atol=1e-12,
     )
 
 
-def test_gram_route_does_not_form_gradients():
+@pytest.mark.parametrize("route", ["gram", "shifted"])
+def test_routes_that_only_give_norms_are_not_used_to_form_gradients(route):
     layer, calls = conv_calls("k3_padding")
-    with pytest.raises(ValueError, match="'outer' or 'grouped'"):
-        conv_weight_grads(layer, calls, "gram")
+    log = {}
+    with route_policy(route, log):
+        grads = conv_weight_grads(layer, calls)
+    assert log[layer] in GRADIENT_ROUTES
+    torch.testing.assert_close(grads, reference_weight_grads(layer, calls))
 
 
-@pytest.mark.parametrize("route", ROUTES)
+@pytest.mark.parametrize("route", ROUTE_NAMES)
 def test_conv_routes_float32_within_tolerance(route):
     torch.manual_seed(0)
     layer = nn.Conv2d(16, 32, 3, padding=1).double()
@@ -549,76 +589,287 @@ def test_conv_routes_float32_within_tolerance(route):
     with torch.no_grad():
         g = torch.randn_like(layer(x))
     expected = reference_weight_grads(layer, [(x, g)]).flatten(1).pow(2).sum(1)
-    norms = conv_weight_sq_norms(layer.float(), [(x.float(), g.float())], route)
+    norms = forced_conv_sq_norms(layer.float(), [(x.float(), g.float())], route)
     assert norms.dtype == torch.float32
     assert float(((norms.double() - expected) / expected).abs().max()) < 1e-4
 
 
 def test_memory_budget_splits_the_batch(monkeypatch):
     layer, calls = conv_calls("k5_padding2", n=7)
-    whole = {route: conv_weight_sq_norms(layer, calls, route) for route in ROUTES}
-    monkeypatch.setattr(_weight_routes, "MEMORY_BUDGET", 1)
-    assert choose_conv_route(layer, calls)[1] == 1
-    for route in ROUTES:
-        torch.testing.assert_close(conv_weight_sq_norms(layer, calls, route), whole[route])
+    whole = {route: forced_conv_sq_norms(layer, calls, route) for route in ROUTE_NAMES}
+    monkeypatch.setattr(_routes, "MEMORY_BUDGET", 1)
+    assert all(chunk == 1 for _, chunk in conv_route_costs(layer, calls).values())
+    for route in ROUTE_NAMES:
+        torch.testing.assert_close(forced_conv_sq_norms(layer, calls, route), whole[route])
 
 
-def test_route_choice():
+def estimated(costs):
+    return min(costs, key=lambda route: costs[route][0])
+
+
+def test_shape_model():
     # A deep layer on a small map (few positions, many channels): the Gram form.
     conv = {"gather": True}
-    assert choose_route(128, 1, 512 * 9, 512, 4 * 4, input_size=512 * 4 * 4, **conv)[0] == "gram"
+    costs = _routes.route_costs
+    assert estimated(costs(128, 1, 512 * 9, 512, 4 * 4, input_size=512 * 4 * 4, **conv)) == "gram"
     # One position (e.g. a 1x1 map): the Gram form is the closed form |g|^2 |a|^2.
-    assert choose_route(128, 1, 64 * 9, 64, 1, input_size=64 * 9, **conv)[0] == "gram"
+    assert estimated(costs(128, 1, 64 * 9, 64, 1, input_size=64 * 9, **conv)) == "gram"
     # An early layer on a large map (many positions, few channels): formed gradients.
-    assert choose_route(128, 1, 9, 24, 28 * 28, input_size=28 * 28, **conv)[0] == "outer"
-    assert choose_route(128, 1, 64 * 9, 64, 32 * 32, input_size=64 * 32 * 32, **conv)[0] == "outer"
+    assert estimated(costs(128, 1, 9, 24, 28 * 28, input_size=28 * 28, **conv)) == "outer"
     # Depthwise on a large map: the grouped kernel, which gathers no windows...
-    assert choose_route(128, 64, 9, 1, 32 * 32, input_size=64 * 32 * 32, **conv)[0] == "grouped"
+    assert estimated(costs(128, 64, 9, 1, 32 * 32, input_size=64 * 32 * 32, **conv)) == "grouped"
     # ... unless there are no windows to gather (a 1x1 kernel).
-    assert choose_route(128, 64, 1, 1, 32 * 32, input_size=64 * 32 * 32)[0] == "outer"
+    assert estimated(costs(128, 64, 1, 1, 32 * 32, input_size=64 * 32 * 32)) == "outer"
     # A linear layer over a sequence has no grouped route.
-    assert choose_route(128, 1, 64, 64, 50)[0] in ("gram", "outer")
+    assert set(costs(128, 1, 64, 64, 50)) == {"gram", "outer"}
 
 
-def test_route_choice_for_recorded_calls():
-    # A tiny layer: every route costs about its launches; per-sample
-    # gradients are formed directly.
-    tiny = nn.Conv2d(2, 3, 3)
-    x = torch.randn(8, 2, 4, 4)
-    assert choose_conv_route(tiny, [(x, tiny(x).detach())]) == ("outer", 8)
-    # A large map with few input channels: formed gradients; a small map
-    # with many: the Gram form.
-    large_map = nn.Conv2d(3, 16, 3, padding=1)
-    x = torch.randn(16, 3, 64, 64)
-    assert choose_conv_route(large_map, [(x, torch.zeros(16, 16, 64, 64))])[0] == "outer"
+def test_shape_model_of_recorded_calls():
+    # Many channels on a small map: the Gram form; tiny layers: the fewest launches.
     small_map = nn.Conv2d(256, 256, 3, padding=1)
     x = torch.randn(16, 256, 2, 2)
-    assert choose_conv_route(small_map, [(x, torch.zeros(16, 256, 2, 2))])[0] == "gram"
+    assert estimated(conv_route_costs(small_map, [(x, torch.zeros(16, 256, 2, 2))])) == "gram"
+    tiny = nn.Conv2d(2, 3, 3)
+    x = torch.randn(8, 2, 4, 4)
+    assert estimated(conv_route_costs(tiny, [(x, tiny(x).detach())])) == "outer"
+    # The shifted route needs stride 1.
+    strided = nn.Conv2d(3, 4, 3, stride=2)
+    x = torch.randn(8, 3, 9, 9)
+    assert "shifted" not in conv_route_costs(strided, [(x, strided(x).detach())])
 
 
-def test_ungrouped_conv_never_takes_the_grouped_kernel():
+def test_ungrouped_conv_never_takes_the_grouped_kernel_unless_forced():
     for fan_in, fan_out, positions in [(9, 24, 784), (4608, 512, 16), (1, 1, 4096)]:
         shape = {"gather": True, "input_size": fan_in * positions}
-        costs = _weight_routes.route_costs(128, 1, fan_in, fan_out, positions, **shape)
-        assert costs["grouped"][0] == float("inf")
-        assert choose_route(128, 1, fan_in, fan_out, positions, **shape)[0] != "grouped"
+        assert _routes.route_costs(128, 1, fan_in, fan_out, positions, **shape)["grouped"][0] \
+            == math.inf
+    layer = nn.Conv2d(2, 3, 3)
+    x = torch.randn(4, 2, 6, 6)
+    for route in ("auto", "estimate"):
+        log = {}
+        with route_policy(route, log):
+            conv_weight_sq_norms(layer, [(x, torch.randn(4, 3, 4, 4))])
+        assert log[layer] != "grouped"
 
 
 @pytest.mark.parametrize("name", ["cnn_batch_norm", "residual_block", "wide_cnn",
-                                  "conv1d_padding_modes", "layer_group_norm", "conv3d"])
-def test_same_norms_whatever_route_is_forced(name, monkeypatch):
+                                  "conv1d_padding_modes", "layer_group_norm", "conv3d",
+                                  "layer_called_twice", "tied_weights"])
+def test_autotuned_route_gives_the_norms_of_every_other_route(name):
     module, X, y = make_case(name)
     expected = reference_norms(module, X, y)
-    chosen = choose_conv_route
     results = {}
-    for route in ROUTES:
-        monkeypatch.setattr(
-            _weight_routes, "choose_conv_route",
-            lambda layer, calls, routes=ROUTES, route=route: chosen(
-                layer, calls, (route,) if route in routes else routes
-            ),
-        )
-        results[route] = per_sample_grad_norms(module, X, y, batch_size=9)
+    for route in ("auto", "estimate", *ROUTE_NAMES):
+        results[route] = per_sample_grad_norms(module, X, y, batch_size=9, route=route)
         np.testing.assert_allclose(results[route], expected, rtol=1e-10)
-    np.testing.assert_allclose(results["gram"], results["outer"], rtol=1e-12)
-    np.testing.assert_allclose(results["grouped"], results["outer"], rtol=1e-12)
+    for route in ROUTE_NAMES:
+        np.testing.assert_allclose(results["auto"], results[route], rtol=1e-12)
+
+
+def test_forced_route_is_taken_wherever_it_applies():
+    torch.manual_seed(0)
+    module = nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 6, 3, stride=2), nn.Flatten(),
+        nn.Linear(6 * 3 * 3, 3),
+    )
+    X, y = torch.randn(8, 3, 8, 8), torch.randint(0, 3, (8,))
+    for route in ROUTE_NAMES:
+        routes = grad_norm_routes(module, X, y, route=route)
+        assert routes["0"] == route
+        assert routes["4"] == "rule"
+        # Stride 2: no shifted route; the shape model chooses.
+        assert routes["2"] == (route if route != "shifted" else
+                               grad_norm_routes(module, X, y, route="estimate")["2"])
+
+
+def test_grad_norm_routes_names_rules_and_the_general_route():
+    module, X, y = make_case("general_route_only_layer")
+    routes = grad_norm_routes(module, X, y)
+    assert routes["fc"] == routes["out"] == "rule"
+    assert routes["scale"] == routes["prelu"] == routes["attention"] == "general"
+
+
+# Route measurement ----------------------------------------------------------------
+
+
+@pytest.fixture
+def fresh_choices(monkeypatch):
+    """An empty cache of measured choices, and a count of the timed runs."""
+    monkeypatch.setattr(_autotune, "_CHOICES", {})
+    timed = []
+    time_route = _autotune._time_route
+
+    def counting(route, device):
+        timed.append(route.name)
+        return time_route(route, device)
+
+    monkeypatch.setattr(_autotune, "_time_route", counting)
+    return timed
+
+
+def test_measured_choice_is_kept_and_reused(fresh_choices):
+    module, X, y = make_case("cnn_batch_norm")
+    per_sample_grad_norms(module, X, y, batch_size=10)
+    first = len(fresh_choices)
+    assert first > 0
+    keys = set(_autotune._CHOICES)
+    # Same shapes again, in this call and the next: no more timing.
+    per_sample_grad_norms(module, X, y, batch_size=10)
+    assert len(fresh_choices) == first and set(_autotune._CHOICES) == keys
+    # A new batch shape is measured once.
+    per_sample_grad_norms(module, X[:7], y[:7], batch_size=7)
+    assert len(fresh_choices) > first
+    again = len(fresh_choices)
+    per_sample_grad_norms(module, X[:7], y[:7], batch_size=7)
+    assert len(fresh_choices) == again
+    # Forcing a route, or the shape model, times nothing.
+    per_sample_grad_norms(module, X[:5], y[:5], route="estimate")
+    per_sample_grad_norms(module, X[:5], y[:5], route="outer")
+    assert len(fresh_choices) == again
+
+
+def test_measured_choice_depends_on_dtype(fresh_choices):
+    layer, calls = conv_calls("k3_padding", dtype=torch.float64)
+    conv_weight_sq_norms(layer, calls)
+    n_keys = len(_autotune._CHOICES)
+    conv_weight_sq_norms(layer.float(), [(x.float(), g.float()) for x, g in calls])
+    assert len(_autotune._CHOICES) == n_keys + 1
+
+
+def scripted(times):
+    """Routes that take the given seconds, and a timer that reports them."""
+    runs = []
+    routes = [Route(name, 1.0, lambda name=name: runs.append(name) or torch.ones(1))
+              for name in times]
+
+    def time_route(route, device):
+        route.run()
+        return times[route.name].pop(0)
+
+    return routes, runs, time_route
+
+
+def test_measurement_keeps_the_fastest_run_of_each_route(monkeypatch):
+    # "outer" has one noisy round; its fastest run still wins.
+    routes, runs, time_route = scripted({"gram": [0.010, 0.010, 0.010],
+                                         "outer": [0.030, 0.004, 0.005]})
+    monkeypatch.setattr(_autotune, "_time_route", time_route)
+    monkeypatch.setattr(_autotune, "_CHOICES", {})
+    log = {}
+    with route_policy("auto", log):
+        result = run_route("layer", ("key",), routes)
+    assert log["layer"] == "outer" and _autotune._CHOICES[("key",)] == "outer"
+    torch.testing.assert_close(result, torch.ones(1))
+    # One untimed run of each, then three timed rounds; the result is reused.
+    assert runs.count("gram") == runs.count("outer") == 4
+
+
+def test_measurement_drops_slow_routes_and_stops_on_its_budget(monkeypatch):
+    routes, runs, time_route = scripted({"gram": [0.5], "outer": [0.001, 0.001],
+                                         "grouped": [0.002, 0.002]})
+    monkeypatch.setattr(_autotune, "_time_route", time_route)
+    monkeypatch.setattr(_autotune, "_CHOICES", {})
+    monkeypatch.setattr(_autotune, "TIME_BUDGET", 0.504)
+    with route_policy("auto"):
+        run_route("layer", ("key",), routes)
+    # "gram" dropped out after the first round; the second round spent the budget.
+    assert runs.count("gram") == 2 and runs.count("outer") == runs.count("grouped") == 3
+    assert _autotune._CHOICES[("key",)] == "outer"
+
+
+def test_hopeless_routes_are_not_timed(monkeypatch):
+    timed = []
+    monkeypatch.setattr(_autotune, "_time_route", lambda route, device: timed.append(route.name)
+                        or {"fast": 0.002, "near": 0.001}[route.name])
+    monkeypatch.setattr(_autotune, "_CHOICES", {})
+    routes = [Route("fast", 1.0, lambda: torch.zeros(1)),
+              Route("near", 2.0, lambda: torch.zeros(1)),
+              Route("hopeless", 1.0 + _autotune.HOPELESS, lambda: torch.zeros(1)),
+              Route("never", math.inf, lambda: torch.zeros(1))]
+    with route_policy("auto"):
+        run_route("layer", ("key",), routes)
+    assert set(timed) == {"fast", "near"} and _autotune._CHOICES[("key",)] == "near"
+
+
+def test_unknown_route_raises():
+    module, X, y = make_case("mlp")
+    with pytest.raises(ValueError, match="route must be 'auto'"):
+        per_sample_grad_norms(module, X, y, route="fastest")
+
+
+# Norm rules for one's own layers --------------------------------------------------
+
+
+class Gate(nn.Module):
+    """A layer of this test file: ``x * sigmoid(gate)``, per feature."""
+
+    def __init__(self, width):
+        super().__init__()
+        self.gate = nn.Parameter(torch.randn(width))
+
+    def forward(self, x):
+        return x * torch.sigmoid(self.gate)
+
+
+def test_registered_rule_is_used_and_exact():
+    class GateRule(NormRule):
+        parameters = ("gate",)
+        calls = 0
+
+        def grads(self, layer, calls, names):
+            GateRule.calls += 1
+            s = torch.sigmoid(layer.gate)
+            n = calls[0][0].shape[0]
+            return {"gate": sum((x * g).reshape(n, -1, x.shape[-1]).sum(1) * s * (1 - s)
+                                for x, g in calls)}
+
+    class GateNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc, self.gate, self.out = nn.Linear(4, 5), Gate(5), nn.Linear(5, 3)
+
+        def forward(self, x):
+            return self.out(self.gate(torch.tanh(self.gate(self.fc(x)))))  # called twice
+
+    torch.manual_seed(0)
+    module = GateNet().double()
+    X, y = torch.randn(10, 4, dtype=torch.float64), torch.randint(0, 3, (10,))
+    assert grad_norm_routes(module, X, y)["gate"] == "general"
+    assert register_norm_rule(Gate)(GateRule) is GateRule
+    try:
+        assert isinstance(rule_for(module.gate), GateRule)
+        assert grad_norm_routes(module, X, y)["gate"] == "rule"
+        np.testing.assert_allclose(per_sample_grad_norms(module, X, y),
+                                   reference_norms(module, X, y), rtol=1e-10)
+        assert GateRule.calls >= 2
+    finally:
+        del skprune.gradients._registry._RULES[Gate]
+
+
+def test_rule_needs_the_class_forward():
+    class OwnForward(nn.Linear):
+        def forward(self, x):
+            return super().forward(x) * 2
+
+    class SameForward(nn.Linear):
+        pass
+
+    assert rule_for(OwnForward(2, 2)) is None
+    assert rule_for(SameForward(2, 2)) is rule_for(nn.Linear(2, 2))
+    assert rule_for(nn.ReLU()) is None
+
+
+def test_register_norm_rule_checks_its_arguments():
+    with pytest.raises(TypeError, match="torch.nn.Module subclasses"):
+        register_norm_rule("Linear")
+    with pytest.raises(TypeError, match="torch.nn.Module subclasses"):
+        register_norm_rule()
+    with pytest.raises(TypeError, match="subclass of skprune.gradients.NormRule"):
+        register_norm_rule(Gate)(lambda layer, calls, names: {})
+    assert Gate not in skprune.gradients._registry._RULES
+
+
+def test_public_names():
+    assert skprune.per_sample_grad_norms is per_sample_grad_norms
+    assert set(skprune.gradients.__all__) == {
+        "NormRule", "grad_norm_routes", "per_sample_grad_norms", "register_norm_rule"}

@@ -1,7 +1,7 @@
 """The engine behind :func:`skprune.per_sample_grad_norms`: hooks, checks, general route.
 
-Per batch, one forward pass records the input of every layer that has a rule
-(:mod:`skprune._layer_rules`), and one backward pass of the summed per-sample
+Per batch, one forward pass records the input of every layer that has a norm
+rule (:mod:`skprune.gradients._registry`), and one backward pass of the summed per-sample
 losses gives the gradients with respect to those layers' outputs, never with
 respect to the parameters. A rule turns each layer's (input, output
 gradient) pairs into its parameters' per-sample squared norms.
@@ -24,9 +24,9 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.parameter import is_lazy
 from torch.utils._pytree import tree_map
 
-from ._layer_rules import RULE_PARAMETERS, rule_for
-from .utils._modules import check_class_outputs, forward
-from ._weight_routes import sq_norms as row_sq_norms
+from ..utils._modules import check_class_outputs, forward
+from ._registry import rule_for
+from ._routes import sq_norms as row_sq_norms
 
 #: Samples the first batch's layout check runs on.
 _CHECK_SAMPLES = 4
@@ -178,17 +178,18 @@ class _GhostNorms:
         losses = self.loss(output, target)
         sq_norms = torch.zeros(n, dtype=torch.float64, device=target.device)
         total = losses.sum()
+        self.plan = _Plan()
         if not total.requires_grad:
             return sq_norms
         uses = _parameter_uses(total.grad_fn)
-        plan = self._plan(uses, n)
+        plan = self.plan = self._plan(uses, n)
 
         calls = [call for layer in plan.layers for call in self._calls[layer]]
         if calls:
             grads = torch.autograd.grad(
                 total, [call.output for call in calls], allow_unused=True
             )
-            for call, grad in zip(calls, grads):
+            for call, grad in zip(calls, grads, strict=True):
                 call.grad = torch.zeros_like(call.output) if grad is None else grad
         parts = []
         with torch.no_grad():
@@ -238,7 +239,7 @@ class _GhostNorms:
         recorded = 0
         for layer, name in owners:
             rule = self._rules.get(layer)
-            if rule is None or name not in RULE_PARAMETERS or layer in self._not_per_sample:
+            if rule is None or name not in rule.parameters or layer in self._not_per_sample:
                 return False
             for call in self._calls.get(layer, ()):
                 if call.input._version != call.input_version or call.output.shape[0] != n:
@@ -272,7 +273,7 @@ class _GhostNorms:
         grads = torch.autograd.grad(
             first_loss, [call.output for _, call in calls], allow_unused=True
         )
-        for (layer, call), grad in zip(calls, grads):
+        for (layer, call), grad in zip(calls, grads, strict=True):
             if call.output.shape[0] != n or (grad is not None and bool(grad[1:].any())):
                 self._not_per_sample.add(layer)
 
@@ -301,7 +302,7 @@ class _GhostNorms:
     def _loop_sq_norms(self, inputs, target, params):
         sq_norms = []
         for i in range(target.shape[0]):
-            one = tree_map(lambda tensor: tensor[i:i + 1], inputs)
+            one = tree_map(lambda tensor, i=i: tensor[i:i + 1], inputs)
             loss = self.loss(forward(self.module, one), target[i:i + 1]).sum()
             grads = torch.autograd.grad(loss, params, allow_unused=True)
             zero = torch.zeros((), dtype=loss.dtype, device=loss.device)
