@@ -363,6 +363,28 @@ def test_module_state_is_restored_and_grads_untouched():
     assert all(not layer._forward_hooks for layer in module.modules())
 
 
+def test_layout_check_runs_on_one_thread_and_restores_the_count():
+    module, X, y = make_case("cnn_batch_norm")
+    threads = torch.get_num_threads()
+    seen = []
+
+    def record(layer, args, output):
+        seen.append((args[0].shape[0], torch.get_num_threads()))
+
+    hook = module[0].register_forward_hook(record)
+    torch.set_num_threads(2)
+    try:
+        per_sample_grad_norms(module, X, y, batch_size=10)
+        assert torch.get_num_threads() == 2
+        assert (4, 1) in seen and (10, 2) in seen  # the check's 4 samples, then batches
+        with pytest.raises(ValueError, match="Labels must index"):
+            per_sample_grad_norms(module, X, y + 10)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)
+        hook.remove()
+
+
 def test_eval_mode_uses_running_statistics():
     module, X, y = make_case("cnn_batch_norm")
     running_mean = module[1].running_mean.clone()
@@ -603,14 +625,19 @@ def test_memory_budget_splits_the_batch(monkeypatch):
         torch.testing.assert_close(forced_conv_sq_norms(layer, calls, route), whole[route])
 
 
-def estimated(costs):
-    return min(costs, key=lambda route: costs[route][0])
+def estimated(costs, ranked=ROUTE_NAMES):
+    return min((route for route in costs if route in ranked), key=lambda route: costs[route][0])
 
 
 def test_shape_model():
     # A deep layer on a small map (few positions, many channels): the Gram form.
     conv = {"gather": True}
-    costs = _routes.route_costs
+
+    def costs(*args, **kwargs):
+        # For ungrouped layers the model ranks only these two.
+        costs = _routes.route_costs(*args, **kwargs)
+        return costs if args[1] > 1 else {route: costs[route] for route in ("gram", "outer")}
+
     assert estimated(costs(128, 1, 512 * 9, 512, 4 * 4, input_size=512 * 4 * 4, **conv)) == "gram"
     # One position (e.g. a 1x1 map): the Gram form is the closed form |g|^2 |a|^2.
     assert estimated(costs(128, 1, 64 * 9, 64, 1, input_size=64 * 9, **conv)) == "gram"
@@ -621,35 +648,41 @@ def test_shape_model():
     # ... unless there are no windows to gather (a 1x1 kernel).
     assert estimated(costs(128, 64, 1, 1, 32 * 32, input_size=64 * 32 * 32)) == "outer"
     # A linear layer over a sequence has no grouped route.
-    assert set(costs(128, 1, 64, 64, 50)) == {"gram", "outer"}
+    assert set(_routes.route_costs(128, 1, 64, 64, 50)) == {"gram", "outer"}
 
 
 def test_shape_model_of_recorded_calls():
     # Many channels on a small map: the Gram form; tiny layers: the fewest launches.
+    ranked = ("gram", "outer")
     small_map = nn.Conv2d(256, 256, 3, padding=1)
     x = torch.randn(16, 256, 2, 2)
-    assert estimated(conv_route_costs(small_map, [(x, torch.zeros(16, 256, 2, 2))])) == "gram"
+    costs = conv_route_costs(small_map, [(x, torch.zeros(16, 256, 2, 2))])
+    assert estimated(costs, ranked) == "gram"
     tiny = nn.Conv2d(2, 3, 3)
     x = torch.randn(8, 2, 4, 4)
-    assert estimated(conv_route_costs(tiny, [(x, tiny(x).detach())])) == "outer"
+    assert estimated(conv_route_costs(tiny, [(x, tiny(x).detach())]), ranked) == "outer"
     # The shifted route needs stride 1.
     strided = nn.Conv2d(3, 4, 3, stride=2)
     x = torch.randn(8, 3, 9, 9)
     assert "shifted" not in conv_route_costs(strided, [(x, strided(x).detach())])
 
 
-def test_ungrouped_conv_never_takes_the_grouped_kernel_unless_forced():
-    for fan_in, fan_out, positions in [(9, 24, 784), (4608, 512, 16), (1, 1, 4096)]:
-        shape = {"gather": True, "input_size": fan_in * positions}
-        assert _routes.route_costs(128, 1, fan_in, fan_out, positions, **shape)["grouped"][0] \
-            == math.inf
+def test_shape_model_ranks_the_routes_it_knows():
+    # It does not rank the grouped kernel for ungrouped convolutions (a
+    # batch-group convolution that oneDNN runs very slowly for some shapes)
+    # nor the shifted route: those are taken when measured or forced.
     layer = nn.Conv2d(2, 3, 3)
-    x = torch.randn(4, 2, 6, 6)
-    for route in ("auto", "estimate"):
-        log = {}
-        with route_policy(route, log):
-            conv_weight_sq_norms(layer, [(x, torch.randn(4, 3, 4, 4))])
-        assert log[layer] != "grouped"
+    calls = [(torch.randn(4, 2, 6, 6), torch.randn(4, 3, 4, 4))]
+    assert set(conv_route_costs(layer, calls)) == set(ROUTE_NAMES)
+    log = {}
+    with route_policy("estimate", log):
+        conv_weight_sq_norms(layer, calls)
+    assert log[layer] in ("gram", "outer")
+    grouped = nn.Conv2d(4, 4, 3, groups=4)
+    calls = [(torch.randn(4, 4, 16, 16), torch.randn(4, 4, 14, 14))]
+    with route_policy("estimate", log):
+        conv_weight_sq_norms(grouped, calls)
+    assert log[grouped] == "grouped"
 
 
 @pytest.mark.parametrize("name", ["cnn_batch_norm", "residual_block", "wide_cnn",
@@ -736,25 +769,29 @@ def test_measured_choice_depends_on_dtype(fresh_choices):
     assert len(_autotune._CHOICES) == n_keys + 1
 
 
-def scripted(times):
-    """Routes that take the given seconds, and a timer that reports them."""
+def scripted(monkeypatch, times, warm_up=None):
+    """Routes whose runs take the given seconds (untimed runs: ``warm_up``, else 1 ms)."""
     runs = []
     routes = [Route(name, 1.0, lambda name=name: runs.append(name) or torch.ones(1))
               for name in times]
+
+    def run_once(route, device):
+        return (warm_up or {}).get(route.name, 0.001), route.run()
 
     def time_route(route, device):
         route.run()
         return times[route.name].pop(0)
 
-    return routes, runs, time_route
+    monkeypatch.setattr(_autotune, "_run_once", run_once)
+    monkeypatch.setattr(_autotune, "_time_route", time_route)
+    monkeypatch.setattr(_autotune, "_CHOICES", {})
+    return routes, runs
 
 
 def test_measurement_keeps_the_fastest_run_of_each_route(monkeypatch):
     # "outer" has one noisy round; its fastest run still wins.
-    routes, runs, time_route = scripted({"gram": [0.010, 0.010, 0.010],
-                                         "outer": [0.030, 0.004, 0.005]})
-    monkeypatch.setattr(_autotune, "_time_route", time_route)
-    monkeypatch.setattr(_autotune, "_CHOICES", {})
+    routes, runs = scripted(monkeypatch, {"gram": [0.010, 0.010, 0.010],
+                                          "outer": [0.030, 0.004, 0.005]})
     log = {}
     with route_policy("auto", log):
         result = run_route("layer", ("key",), routes)
@@ -765,30 +802,47 @@ def test_measurement_keeps_the_fastest_run_of_each_route(monkeypatch):
 
 
 def test_measurement_drops_slow_routes_and_stops_on_its_budget(monkeypatch):
-    routes, runs, time_route = scripted({"gram": [0.5], "outer": [0.001, 0.001],
-                                         "grouped": [0.002, 0.002]})
-    monkeypatch.setattr(_autotune, "_time_route", time_route)
-    monkeypatch.setattr(_autotune, "_CHOICES", {})
+    routes, runs = scripted(monkeypatch, {"gram": [0.5], "outer": [0.001, 0.001],
+                                          "grouped": [0.002, 0.002], "shifted": []},
+                            warm_up={"shifted": 0.0101})
     monkeypatch.setattr(_autotune, "TIME_BUDGET", 0.504)
     with route_policy("auto"):
         run_route("layer", ("key",), routes)
-    # "gram" dropped out after the first round; the second round spent the budget.
+    # "shifted" stopped after its untimed run (over 10 times the fastest),
+    # "gram" after the first round; the second round spent the budget.
+    assert runs.count("shifted") == 1
     assert runs.count("gram") == 2 and runs.count("outer") == runs.count("grouped") == 3
     assert _autotune._CHOICES[("key",)] == "outer"
 
 
-def test_hopeless_routes_are_not_timed(monkeypatch):
-    timed = []
-    monkeypatch.setattr(_autotune, "_time_route", lambda route, device: timed.append(route.name)
-                        or {"fast": 0.002, "near": 0.001}[route.name])
-    monkeypatch.setattr(_autotune, "_CHOICES", {})
-    routes = [Route("fast", 1.0, lambda: torch.zeros(1)),
-              Route("near", 2.0, lambda: torch.zeros(1)),
-              Route("hopeless", 1.0 + _autotune.HOPELESS, lambda: torch.zeros(1)),
-              Route("never", math.inf, lambda: torch.zeros(1))]
+def test_one_route_left_after_the_untimed_runs_is_not_timed(monkeypatch):
+    routes, runs = scripted(monkeypatch, {"gram": [], "outer": []},
+                            warm_up={"gram": 0.5})
     with route_policy("auto"):
         run_route("layer", ("key",), routes)
-    assert set(timed) == {"fast", "near"} and _autotune._CHOICES[("key",)] == "near"
+    assert runs == ["gram", "outer"] and _autotune._CHOICES[("key",)] == "outer"
+
+
+def test_hopeless_routes_are_not_timed(monkeypatch):
+    routes, runs = scripted(monkeypatch, {"fast": [0.002] * 3, "near": [0.001] * 3})
+    routes += [Route("hopeless", 1.0 + _autotune.HOPELESS, lambda: runs.append("hopeless")),
+               Route("never", math.inf, lambda: runs.append("never"))]
+    with route_policy("auto"):
+        run_route("layer", ("key",), routes)
+    assert set(runs) == {"fast", "near"} and _autotune._CHOICES[("key",)] == "near"
+
+
+def test_estimate_takes_the_cheapest_ranked_route():
+    runs = []
+    routes = [Route("measured_only", 1.0, lambda: runs.append("measured_only"), ranked=False),
+              Route("ranked", 2.0, lambda: runs.append("ranked"))]
+    log = {}
+    with route_policy("estimate", log):
+        run_route("layer", ("key",), routes)
+    assert runs == ["ranked"] and log["layer"] == "ranked"
+    with route_policy("measured_only", log):
+        run_route("layer", ("key",), routes)
+    assert runs[-1] == "measured_only"
 
 
 def test_unknown_route_raises():

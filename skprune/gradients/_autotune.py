@@ -9,15 +9,16 @@ the first time a layer shape is seen, every route that the shape model does
 not rule out is run and timed, and the fastest is kept for the process.
 
 Timing is made robust to a noisy machine: every candidate runs once untimed
-(allocations, kernel selection), then the candidates are timed in rounds, in
-alternating order, and each keeps its fastest time (noise only ever adds).
-Candidates far behind after a round drop out, and the rounds stop early when
-their time is spent, so tuning a layer costs a few runs of its norms, once.
+(allocations, kernel selection; one far slower than the others stops
+there), then the candidates are timed in up to three rounds, in alternating
+order, and each keeps its fastest time (noise only ever adds). Candidates far
+behind after a round drop out, and the rounds stop early when their time is
+spent, so tuning a layer costs a few runs of its norms, once.
 
 ``route`` (see :func:`skprune.gradients.per_sample_grad_norms`) selects
 the policy for one call: ``"auto"`` measures, ``"estimate"`` takes the shape
-model's choice without timing (the choice of earlier versions), and a route's
-name forces that route wherever it applies.
+model's choice among the routes it ranks, without timing (the choice of
+earlier versions), and a route's name forces that route wherever it applies.
 """
 
 import contextlib
@@ -35,7 +36,11 @@ POLICIES = ("auto", "estimate")
 
 #: A candidate whose estimated cost is this many times the cheapest estimate
 #: is not timed: it cannot win, and timing it could cost more than it saves.
-HOPELESS = 8.0
+#: (The shape model is off by up to about 5 times on some shapes.)
+HOPELESS = 4.0
+#: Candidates whose untimed run took this many times the fastest untimed run
+#: are not timed (the untimed run includes one-off costs, hence the margin).
+WARM_UP_DROP_FACTOR = 10.0
 #: After a round, candidates slower than this many times the fastest drop out.
 DROP_FACTOR = 3.0
 #: Timed rounds per layer shape, at most.
@@ -54,9 +59,13 @@ class Route(NamedTuple):
     """One exact way of computing a result: its name, estimated cost, and the computation."""
 
     name: str
-    #: The shape model's cost estimate; ``math.inf``: taken only when forced.
+    #: The shape model's cost estimate, in any unit common to the routes of
+    #: one key; ``math.inf``: taken only when forced.
     estimate: float
     run: Callable[[], torch.Tensor]
+    #: Whether ``route="estimate"`` may choose it: the shape model ranks it
+    #: reliably. Other routes are candidates only when measured.
+    ranked: bool = True
 
 
 @contextlib.contextmanager
@@ -118,7 +127,8 @@ def _choose(policy, key, routes):
     finite = [route for route in routes if route.estimate < math.inf] or routes[:1]
     best_estimate = min(route.estimate for route in finite)
     if policy != "auto":  # "estimate", or a route that does not apply here
-        return min(finite, key=lambda route: route.estimate)
+        ranked = [route for route in finite if route.ranked] or finite
+        return min(ranked, key=lambda route: route.estimate)
     name = _CHOICES.get(key)
     if name in by_name:
         return by_name[name]
@@ -133,13 +143,16 @@ def _choose(policy, key, routes):
 
 def _measure(candidates, device):
     """The fastest of ``candidates`` by its best timed run, and one result (all are equal)."""
-    result = None
+    result, warm_up = None, {}
     for route in candidates:  # untimed: allocations, kernel selection, caches
-        value = route.run()
+        warm_up[route.name], value = _run_once(route, device)
         result = value if result is None else result
+    fastest = min(warm_up.values())
+    alive = [route for route in candidates
+             if warm_up[route.name] <= WARM_UP_DROP_FACTOR * fastest]
     best = dict.fromkeys((route.name for route in candidates), math.inf)
-    alive, spent = list(candidates), 0.0
-    for round_ in range(ROUNDS):
+    spent = 0.0
+    for round_ in range(ROUNDS if len(alive) > 1 else 0):
         for route in alive if round_ % 2 == 0 else alive[::-1]:
             seconds = _time_route(route, device)
             best[route.name] = min(best[route.name], seconds)
@@ -151,8 +164,17 @@ def _measure(candidates, device):
     return min(alive, key=lambda route: best[route.name]), result
 
 
+def _run_once(route, device):
+    """``(seconds, result)`` of one untimed run: its time only screens out slow routes."""
+    _synchronize(device)
+    start = time.perf_counter()
+    result = route.run()
+    _synchronize(device)
+    return time.perf_counter() - start, result
+
+
 def _time_route(route, device):
-    """Seconds of one run of ``route``, the device's queued work included."""
+    """Seconds of one timed run of ``route``, the device's queued work included."""
     _synchronize(device)
     start = time.perf_counter()
     route.run()

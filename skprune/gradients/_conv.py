@@ -26,7 +26,14 @@ read the input in place:
 
 The fastest is measured once per layer shape
 (:mod:`skprune.gradients._autotune`); :func:`conv_route_costs`, the shape
-model, orders the candidates and leaves out hopeless ones.
+model, orders the candidates and leaves out hopeless ones. It ranks only
+the routes it knows (those of earlier versions): ``"gram"``, ``"outer"``,
+and ``"grouped"`` for grouped convolutions. For an ungrouped convolution
+``"grouped"`` is a ``batch``-group convolution unlike any the layer itself
+runs, often the fastest route (oneDNN reads the input in place), but
+executed very slowly for some shapes (many channels on tiny maps); the
+shifted route's many small products are fast or slow depending on the
+library's kernels. Both are taken when measured, or when forced.
 """
 
 import itertools
@@ -136,8 +143,9 @@ def conv_weight_sq_norms(layer, calls):
         "shifted": _shifted_sq_norms,
     }
     routes = [
-        Route(name, cost, lambda name=name, chunk=chunk: _in_chunks(compute[name], layer,
-                                                                     calls, chunk))
+        Route(name, cost,
+              lambda name=name, chunk=chunk: _in_chunks(compute[name], layer, calls, chunk),
+              ranked=_ranked(layer, name))
         for name, (cost, chunk) in sorted(costs.items(), key=lambda item: item[1][0])
     ]
     return run_route(layer, _key("conv-norms", layer, calls), routes)
@@ -153,10 +161,16 @@ def conv_weight_grads(layer, calls):
     costs = conv_route_costs(layer, calls)
     routes = [
         Route(name, costs[name][0],
-              lambda name=name: _formed_grads(layer, calls, name, weight_order=True))
+              lambda name=name: _formed_grads(layer, calls, name, weight_order=True),
+              ranked=_ranked(layer, name))
         for name in sorted(GRADIENT_ROUTES, key=lambda name: costs[name][0])
     ]
     return run_route(layer, _key("conv-grads", layer, calls), routes)
+
+
+def _ranked(layer, route):
+    """Whether the shape model ranks ``route`` for ``layer`` (see the module's docstring)."""
+    return route in ("gram", "outer") or (route == "grouped" and layer.groups > 1)
 
 
 def _key(kind, layer, calls):

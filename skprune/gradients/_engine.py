@@ -16,6 +16,7 @@ per-sample gradients of the whole network for just those parameters, with
 ``torch.func.vmap(grad)``, or a per-sample loop where ``vmap`` fails.
 """
 
+import contextlib
 from collections import defaultdict
 from collections.abc import Mapping
 
@@ -171,7 +172,8 @@ class _GhostNorms:
         if first:
             self._set_up_module(inputs)
             if target.shape[0] > 1:
-                self._check_per_sample(inputs, target)
+                with _one_cpu_thread(target.device):
+                    self._check_per_sample(inputs, target)
         n = target.shape[0]
         output = self._forward_recorded(inputs)
         check_class_outputs(output, target, self.kind, warn_probabilities=first)
@@ -308,6 +310,26 @@ class _GhostNorms:
             zero = torch.zeros((), dtype=loss.dtype, device=loss.device)
             sq_norms.append(sum((g.pow(2).sum() for g in grads if g is not None), zero))
         return torch.stack(sq_norms)
+
+
+@contextlib.contextmanager
+def _one_cpu_thread(device):
+    """Inside, torch's CPU operations run on one thread (the layout check's few samples).
+
+    Threads do not speed up operations on a few samples, and when other
+    processes share the cores every multi-threaded operation waits for all
+    its threads to be scheduled: for the check's many tiny operations, tens
+    to hundreds of milliseconds.
+    """
+    threads = torch.get_num_threads()
+    if device.type != "cpu" or threads == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 class _Plan:

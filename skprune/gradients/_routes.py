@@ -73,10 +73,7 @@ def route_costs(n, groups, fan_in, fan_out, positions, *, gather=False, input_si
     input_size : int or None, default=None
         Elements of one sample's input to a convolution, which the
         ``"grouped"`` route reads; ``None`` for a linear layer, which has no
-        such route. For an ungrouped convolution ``"grouped"`` costs
-        ``inf``: a ``batch``-group convolution unlike any the layer itself
-        runs, which oneDNN executes very slowly for some shapes (seconds for
-        512 channels on 4x4 maps), so it is only ever taken when forced.
+        such route.
     itemsize : int, default=4
         Bytes per element (4 for float32).
 
@@ -103,8 +100,6 @@ def route_costs(n, groups, fan_in, fan_out, positions, *, gather=False, input_si
         gathered = 0 if route == "grouped" else windows
         cost = products + ELEMENT_COST * elements + GATHER_COST * gathered
         costs[route] = with_launches(cost, LAUNCHES[route], n, temporary * itemsize)
-    if "grouped" in costs and groups == 1:
-        costs["grouped"] = (math.inf, costs["grouped"][1])
     return costs
 
 
