@@ -31,6 +31,8 @@ from ._routes import sq_norms as row_sq_norms
 
 #: Samples the first batch's layout check runs on.
 _CHECK_SAMPLES = 4
+#: A first batch of at most this many samples is checked on its own graph.
+_IN_GRAPH_CHECK = 2 * _CHECK_SAMPLES
 
 
 class _Call:
@@ -133,9 +135,9 @@ class _GhostNorms:
         if layer in self._copy_output:
             return output.clone()
         if self._probes is not None:
-            # The layout check's pass hands every output downstream as a copy
-            # and watches the copies: one modified in place marks a layer
-            # whose output must be copied, found without running again.
+            # A probed pass hands every output downstream as a copy and
+            # watches the copies: one modified in place marks a layer whose
+            # output must be copied, found without running again.
             copy = output.clone()
             self._probes.append((layer, copy, copy._version))
             return copy
@@ -169,15 +171,21 @@ class _GhostNorms:
     def batch_sq_norms(self, inputs, target):
         """Squared per-sample gradient norms of one batch, as float64."""
         first = not self._set_up
+        n = target.shape[0]
+        # A first batch of a few samples is checked on its own graph: a
+        # separate pass over some of them would cost about as much.
+        check_in_graph = first and 1 < n <= _IN_GRAPH_CHECK
         if first:
             self._set_up_module(inputs)
-            if target.shape[0] > 1:
+            if n > _IN_GRAPH_CHECK:
                 with _one_cpu_thread(target.device):
                     self._check_per_sample(inputs, target)
-        n = target.shape[0]
-        output = self._forward_recorded(inputs)
+        output = (self._probed_forward(inputs) if check_in_graph
+                  else self._forward_recorded(inputs))
         check_class_outputs(output, target, self.kind, warn_probabilities=first)
         losses = self.loss(output, target)
+        if check_in_graph:
+            self._check_rows(losses[0], n, retain_graph=True)
         sq_norms = torch.zeros(n, dtype=torch.float64, device=target.device)
         total = losses.sum()
         self.plan = _Plan()
@@ -259,6 +267,17 @@ class _GhostNorms:
         # to the general route. A few samples show it as well as a batch.
         n = min(target.shape[0], _CHECK_SAMPLES)
         inputs = tree_map(lambda tensor: tensor[:n], inputs)
+        output = self._probed_forward(inputs)
+        check_class_outputs(output, target[:n], self.kind)
+        self._check_rows(self.loss(output, target[:n])[0], n, retain_graph=False)
+
+    def _probed_forward(self, inputs):
+        """A recorded forward pass that also finds the layers whose outputs are modified in place.
+
+        Every recorded output goes downstream as a copy, and the copies are
+        watched: one modified in place marks a layer whose output must be
+        copied from then on.
+        """
         self._probes = []
         try:
             output = self._forward_recorded(inputs)
@@ -267,13 +286,16 @@ class _GhostNorms:
         self._copy_output.update(
             layer for layer, copy, version in probes if copy._version != version
         )
-        check_class_outputs(output, target[:n], self.kind)
-        first_loss = self.loss(output, target[:n])[0]
+        return output
+
+    def _check_rows(self, first_loss, n, retain_graph):
+        """Send to the general route every layer whose rows but row 0 reach ``first_loss``."""
         calls = [(layer, call) for layer, calls in self._calls.items() for call in calls]
         if not calls or not first_loss.requires_grad:
             return
         grads = torch.autograd.grad(
-            first_loss, [call.output for _, call in calls], allow_unused=True
+            first_loss, [call.output for _, call in calls], allow_unused=True,
+            retain_graph=retain_graph,
         )
         for (layer, call), grad in zip(calls, grads, strict=True):
             if call.output.shape[0] != n or (grad is not None and bool(grad[1:].any())):
