@@ -550,14 +550,9 @@ def reference_weight_grads(layer, calls):
     return torch.stack(grads)
 
 
-def applies(layer, route):
-    """Whether ``route`` is one of the convolution's exact routes."""
-    return route in conv_route_costs(layer, conv_calls_for_costs(layer))
-
-
-def conv_calls_for_costs(layer):
-    x = torch.zeros(2, layer.in_channels, *([9] * len(layer.kernel_size)), dtype=torch.float64)
-    return [(x, torch.zeros_like(layer(x)))]
+def applies(layer, calls, route):
+    """Whether ``route`` is one of the convolution's exact routes for these calls."""
+    return route in conv_route_costs(layer, calls)
 
 
 def forced_conv_sq_norms(layer, calls, route):
@@ -573,7 +568,7 @@ def forced_conv_sq_norms(layer, calls, route):
 @pytest.mark.parametrize("name", CONVOLUTIONS)
 def test_every_conv_route_is_exact(name, route):
     layer, calls = conv_calls(name)
-    if not applies(layer, route):
+    if not applies(layer, calls, route):
         pytest.skip(f"{route!r} does not apply to {name}")
     expected = reference_weight_grads(layer, calls).flatten(1).pow(2).sum(1)
     torch.testing.assert_close(
@@ -589,7 +584,7 @@ def test_conv_routes_add_up_the_calls_of_a_layer(name, route):
     # The second call is one pixel larger: for "channels_last_one_call_of_two",
     # too large for channels-last windows on its own.
     layer, calls = conv_calls(name, n_calls=2)
-    if not applies(layer, route):
+    if not applies(layer, calls, route):
         pytest.skip(f"{route!r} does not apply to {name}")
     expected = reference_weight_grads(layer, calls).flatten(1).pow(2).sum(1)
     torch.testing.assert_close(
@@ -677,10 +672,13 @@ def test_shape_model_of_recorded_calls():
     tiny = nn.Conv2d(2, 3, 3)
     x = torch.randn(8, 2, 4, 4)
     assert estimated(conv_route_costs(tiny, [(x, tiny(x).detach())]), ranked) == "outer"
-    # The shifted route needs stride 1.
+    # The shifted route needs stride 1, the pixel Gram route one call.
     strided = nn.Conv2d(3, 4, 3, stride=2)
     x = torch.randn(8, 3, 9, 9)
-    assert "shifted" not in conv_route_costs(strided, [(x, strided(x).detach())])
+    call = (x, strided(x).detach())
+    assert "shifted" not in conv_route_costs(strided, [call])
+    assert "pixel_gram" in conv_route_costs(strided, [call])
+    assert "pixel_gram" not in conv_route_costs(strided, [call, call])
 
 
 def test_shape_model_ranks_the_routes_it_knows():
@@ -837,6 +835,21 @@ def test_one_route_left_after_the_untimed_runs_is_not_timed(monkeypatch):
     with route_policy("auto"):
         run_route("layer", ("key",), routes)
     assert runs == ["gram", "outer"] and _autotune._CHOICES[("key",)] == "outer"
+
+
+def test_a_route_that_fails_is_left_out_of_the_measurement(monkeypatch):
+    monkeypatch.setattr(_autotune, "_CHOICES", {})
+
+    def unsupported():
+        raise NotImplementedError("no such kernel here")
+
+    routes = [Route("unsupported", 1.0, unsupported), Route("works", 1.0, lambda: torch.ones(1))]
+    with route_policy("auto"):
+        torch.testing.assert_close(run_route("layer", ("key",), routes), torch.ones(1))
+    assert _autotune._CHOICES[("key",)] == "works"
+    monkeypatch.setattr(_autotune, "_CHOICES", {})
+    with route_policy("auto"), pytest.raises(NotImplementedError, match="no such kernel"):
+        run_route("layer", ("key",), routes[:1] * 2)
 
 
 def test_hopeless_routes_are_not_timed(monkeypatch):

@@ -31,7 +31,7 @@ from typing import NamedTuple
 import torch
 
 #: The route names a caller may force, besides the two policies.
-ROUTE_NAMES = ("gram", "outer", "grouped", "shifted")
+ROUTE_NAMES = ("gram", "outer", "grouped", "shifted", "pixel_gram")
 POLICIES = ("auto", "estimate")
 
 #: A candidate whose estimated cost is this many times the cheapest estimate
@@ -143,13 +143,20 @@ def _choose(policy, key, routes):
 
 def _measure(candidates, device):
     """The fastest of ``candidates`` by its best timed run, and one result (all are equal)."""
-    result, warm_up = None, {}
+    result, warm_up, error = None, {}, None
     for route in candidates:  # untimed: allocations, kernel selection, caches
-        warm_up[route.name], value = _run_once(route, device)
+        try:
+            warm_up[route.name], value = _run_once(route, device)
+        except (RuntimeError, NotImplementedError) as exc:
+            # A kernel this device or dtype lacks: the other routes are as exact.
+            error = error or exc
+            continue
         result = value if result is None else result
+    if not warm_up:
+        raise error
     fastest = min(warm_up.values())
-    alive = [route for route in candidates
-             if warm_up[route.name] <= WARM_UP_DROP_FACTOR * fastest]
+    alive = [route for route in candidates if route.name in warm_up
+             and warm_up[route.name] <= WARM_UP_DROP_FACTOR * fastest]
     best = dict.fromkeys((route.name for route in candidates), math.inf)
     spent = 0.0
     for round_ in range(ROUNDS if len(alive) > 1 else 0):

@@ -2,8 +2,8 @@
 
 A convolution applies its weight at every window of its input; one sample's
 weight gradient is ``sum_t g_t a_t^T`` over the windows ``t`` (per group).
-Its squared norm has four exact routes, the first two of
-:mod:`skprune.gradients._routes` on the gathered windows, and two that
+Its squared norm has five exact routes, the first two of
+:mod:`skprune.gradients._routes` on the gathered windows, and three that
 read the input in place:
 
 ``"gram"``
@@ -23,6 +23,14 @@ read the input in place:
     ``o``, once the output gradient is laid out on the padded map's grid
     (zeros where the grid has no output). One batched matrix product per
     kernel offset, with no window gathered.
+``"pixel_gram"``
+    The Gram form without gathering windows: two windows' dot product
+    ``a_t . a_s`` is the sum, over the kernel offsets ``o``, of the dot
+    products of the input pixels at ``t + o`` and ``s + o``, so the products
+    of every pair of (padded) input pixels, taken once, give all of them by
+    strided slices. Cheap for many channels on small maps (the deep layers
+    of VGG and ResNet), where it needs about ``1 / kernel size`` of the
+    Gram route's multiply-adds. For layers called once per batch.
 
 The fastest is measured once per layer shape
 (:mod:`skprune.gradients._autotune`); :func:`conv_route_costs`, the shape
@@ -33,7 +41,8 @@ and ``"grouped"`` for grouped convolutions. For an ungrouped convolution
 runs, often the fastest route (oneDNN reads the input in place), but
 executed very slowly for some shapes (many channels on tiny maps); the
 shifted route's many small products are fast or slow depending on the
-library's kernels. Both are taken when measured, or when forced.
+library's kernels. These and the pixel Gram route are taken when measured,
+or when forced.
 """
 
 import itertools
@@ -119,6 +128,18 @@ def conv_route_costs(layer, calls):
         costs["shifted"] = with_launches(
             products + ELEMENT_COST * elements, launches, n, elements * x.element_size()
         )
+    if len(calls) == 1:
+        pixels = math.prod(_padded_shape(layer, x))
+        per_group = n * layer.groups
+        grams = per_group * (pixels * pixels + 2 * positions * positions)
+        products = per_group * (pixels * pixels * layer.in_channels // layer.groups
+                                + positions * positions * (fan_out + 1))
+        # Every pixel pair's product written once; the windows' products
+        # summed from one strided slice per kernel offset.
+        elements = grams + per_group * kernel * positions * positions
+        costs["pixel_gram"] = with_launches(
+            products + ELEMENT_COST * elements, 4 + kernel, n, grams * x.element_size()
+        )
     return costs
 
 
@@ -141,6 +162,7 @@ def conv_weight_sq_norms(layer, calls):
         "outer": lambda layer, calls: sq_norms(_formed_grads(layer, calls, "outer", False)),
         "grouped": lambda layer, calls: sq_norms(_formed_grads(layer, calls, "grouped", False)),
         "shifted": _shifted_sq_norms,
+        "pixel_gram": _pixel_gram_sq_norms,
     }
     routes = [
         Route(name, cost,
@@ -366,3 +388,34 @@ def _shifted_sq_norms(layer, calls):
                 grads[index] += torch.matmul(on_grid, windows.mT)
     return torch.linalg.vector_norm(grads.view(grads.shape[0], n, -1), dim=(0, 2)).square()
 
+
+# The pixel Gram route -------------------------------------------------------------
+
+
+def _pixel_gram_sq_norms(layer, calls):
+    """Squared norms by the ``"pixel_gram"`` route (one call)."""
+    (x, g), = calls
+    n, groups = x.shape[0], layer.groups
+    padded = _padded(layer, x)
+    spatial = padded.shape[2:]
+    pixels = padded.reshape(n, groups, layer.in_channels // groups, -1)
+    # The dot product of every pair of input pixels, over a group's channels.
+    pixel_products = torch.matmul(pixels.mT, pixels).view(n, groups, *spatial, *spatial)
+    out = g.shape[2:]
+    window_products = None
+    for offset in itertools.product(*(range(k) for k in layer.kernel_size)):
+        # The pixels at kernel offset ``offset`` of every window.
+        index = tuple(
+            slice(o * step, o * step + stride * (size - 1) + 1, stride)
+            for o, step, stride, size in zip(offset, layer.dilation, layer.stride, out,
+                                             strict=True)
+        )
+        products = pixel_products[(slice(None), slice(None), *index, *index)]
+        if window_products is None:
+            window_products = products.clone(memory_format=torch.contiguous_format)
+        else:
+            window_products += products
+    g = g.reshape(n, groups, layer.out_channels // groups, -1)
+    grad_products = torch.matmul(g.mT, g)
+    # A batched dot product, over the groups and every pair of windows.
+    return torch.bmm(window_products.reshape(n, 1, -1), grad_products.reshape(n, -1, 1)).view(n)

@@ -69,10 +69,11 @@ def per_sample_grad_norms(
         Restrict the norm to these parameters of ``module`` (e.g. those of
         the final layer). ``None`` uses every parameter with
         ``requires_grad=True``.
-    route : {"auto", "estimate", "gram", "outer", "grouped", "shifted"}, default="auto"
+    route : str, default="auto"
         How a layer with several exact routes (convolutions, linear layers
-        over sequences) computes its norms; every route gives the same norms
-        up to rounding. ``"auto"`` times every route that the shape model
+        over sequences) computes its norms: ``"auto"``, ``"estimate"``, or
+        one of ``"gram"``, ``"outer"``, ``"grouped"``, ``"shifted"`` and
+        ``"pixel_gram"``; every route gives the same norms up to rounding. ``"auto"`` times every route that the shape model
         does not rule out, the first time a layer shape (with its device
         and dtype) is seen, and keeps the fastest for the process, as
         cuDNN's benchmark mode does. ``"estimate"`` takes the shape model's
@@ -108,8 +109,10 @@ def per_sample_grad_norms(
     the formed gradient (``"outer"``). A convolution's positions are its
     input windows; besides those two routes on the gathered windows, it has
     torch's own weight-gradient kernel with the batch folded into the groups
-    (``"grouped"``) and, for stride 1, one matrix product per kernel offset
-    on shifted slices of the flattened padded input (``"shifted"``). Which
+    (``"grouped"``), for stride 1 one matrix product per kernel offset on
+    shifted slices of the flattened padded input (``"shifted"``), and the
+    Gram form assembled from the products of input pixels (``"pixel_gram"``,
+    for many channels on small maps). Which
     is fastest depends on the shapes, the device and its libraries; under
     ``route="auto"`` it is measured on the first batch of every new layer
     shape (each candidate runs once untimed, then the fastest of up to
@@ -167,8 +170,9 @@ def grad_norm_routes(module, X, y, *, criterion=None, device=None, parameters=No
         ``{layer name: route}`` for every layer (named as in
         ``module.named_modules()``) with parameters in the norm: the name of
         the route chosen for a layer with several (``"gram"``, ``"outer"``,
-        ``"grouped"``, ``"shifted"``), ``"rule"`` for a layer whose rule has
-        a single route, and ``"general"`` for the general per-sample route.
+        ``"grouped"``, ``"shifted"``, ``"pixel_gram"``), ``"rule"`` for a
+        layer whose rule has a single route, and ``"general"`` for the
+        general per-sample route.
 
     See Also
     --------
