@@ -107,12 +107,9 @@ def run_route(layer, key, routes):
         The exact routes that apply, in the shape model's order of preference
         (cheapest estimate first).
     """
-    policy = _POLICY.get()
-    chosen = _choose(policy, key, routes)
-    if isinstance(chosen, Route):
+    chosen, result = _choose(_POLICY.get(), key, routes)
+    if result is None:
         result = chosen.run()
-    else:
-        chosen, result = chosen
     log = _LOG.get()
     if log is not None:
         log[layer] = chosen.name
@@ -120,22 +117,22 @@ def run_route(layer, key, routes):
 
 
 def _choose(policy, key, routes):
-    """A :class:`Route`, or ``(route, result)`` where measuring has computed the result."""
+    """``(route, result)``: the chosen route, and its result if measuring computed one."""
     by_name = {route.name: route for route in routes}
     if policy in by_name:
-        return by_name[policy]
+        return by_name[policy], None
     finite = [route for route in routes if route.estimate < math.inf] or routes[:1]
     best_estimate = min(route.estimate for route in finite)
     if policy != "auto":  # "estimate", or a route that does not apply here
         ranked = [route for route in finite if route.ranked] or finite
-        return min(ranked, key=lambda route: route.estimate)
+        return min(ranked, key=lambda route: route.estimate), None
     name = _CHOICES.get(key)
     if name in by_name:
-        return by_name[name]
+        return by_name[name], None
     candidates = [route for route in finite if route.estimate <= HOPELESS * best_estimate]
     if len(candidates) == 1:
         _CHOICES[key] = candidates[0].name
-        return candidates[0]
+        return candidates[0], None
     fastest, result = _measure(candidates, _device_of(key))
     _CHOICES[key] = fastest.name
     return fastest, result
