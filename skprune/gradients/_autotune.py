@@ -10,7 +10,7 @@ not rule out is run and timed, and the fastest is kept for the process.
 
 Timing is made robust to a noisy machine: every candidate runs once untimed
 (allocations, kernel selection; one far slower than the others stops
-there), then the candidates are timed in up to three rounds, in alternating
+there), then the candidates are timed in up to five rounds, in alternating
 order, and each keeps its fastest time (noise only ever adds). Candidates far
 behind after a round drop out, and the rounds stop early when their time is
 spent, so tuning a layer costs a few runs of its norms, once.
@@ -44,7 +44,7 @@ WARM_UP_DROP_FACTOR = 10.0
 #: After a round, candidates slower than this many times the fastest drop out.
 DROP_FACTOR = 3.0
 #: Timed rounds per layer shape, at most.
-ROUNDS = 3
+ROUNDS = 5
 #: Seconds of timed runs after which no further round starts.
 TIME_BUDGET = 0.2
 

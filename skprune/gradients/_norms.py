@@ -116,7 +116,7 @@ def per_sample_grad_norms(
     is fastest depends on the shapes, the device and its libraries; under
     ``route="auto"`` it is measured on the first batch of every new layer
     shape (each candidate runs once untimed, then the fastest of up to
-    three interleaved timed runs counts) and reused afterwards, so the
+    five interleaved timed runs counts) and reused afterwards, so the
     first call in a process costs a few extra runs of the norms of its
     layers. Parameters shared by several layers have their per-layer
     gradients formed and added before the norm is taken.
