@@ -56,6 +56,7 @@ from ._autotune import Route, route_key, run_route
 from ._registry import NormRule, register_norm_rule
 from ._routes import (
     ELEMENT_COST,
+    GATHER_COST,
     concat_positions,
     gram_sq_norms,
     outer_grads,
@@ -135,10 +136,12 @@ def conv_route_costs(layer, calls):
         products = per_group * (pixels * pixels * layer.in_channels // layer.groups
                                 + positions * positions * (fan_out + 1))
         # Every pixel pair's product written once; the windows' products
-        # summed from one strided slice per kernel offset.
-        elements = grams + per_group * kernel * positions * positions
+        # summed from strided slices, one per kernel offset of each
+        # dimension, which the cache serves as poorly as a gather.
+        offsets = sum(layer.kernel_size)
+        elements = grams + per_group * offsets * pixels * positions
         costs["pixel_gram"] = with_launches(
-            products + ELEMENT_COST * elements, 4 + kernel, n, grams * x.element_size()
+            products + GATHER_COST * elements, 4 + offsets, n, grams * x.element_size()
         )
     return costs
 
@@ -400,22 +403,26 @@ def _pixel_gram_sq_norms(layer, calls):
     spatial = padded.shape[2:]
     pixels = padded.reshape(n, groups, layer.in_channels // groups, -1)
     # The dot product of every pair of input pixels, over a group's channels.
-    pixel_products = torch.matmul(pixels.mT, pixels).view(n, groups, *spatial, *spatial)
-    out = g.shape[2:]
-    window_products = None
-    for offset in itertools.product(*(range(k) for k in layer.kernel_size)):
-        # The pixels at kernel offset ``offset`` of every window.
-        index = tuple(
-            slice(o * step, o * step + stride * (size - 1) + 1, stride)
-            for o, step, stride, size in zip(offset, layer.dilation, layer.stride, out,
-                                             strict=True)
-        )
-        products = pixel_products[(slice(None), slice(None), *index, *index)]
-        if window_products is None:
-            window_products = products.clone(memory_format=torch.contiguous_format)
-        else:
-            window_products += products
+    products = torch.matmul(pixels.mT, pixels).view(n, groups, *spatial, *spatial)
+    # The windows' dot products: for windows t and s, the sum over kernel
+    # offsets o of the products of pixels t + o and s + o. The offsets of
+    # each dimension are summed in turn (3 + 3 slices for a 3x3 kernel, not 9).
+    dims = len(spatial)
+    for d in reversed(range(dims)):
+        size, step, stride = g.shape[2 + d], layer.dilation[d], layer.stride[d]
+        summed = None
+        for offset in range(layer.kernel_size[d]):
+            index = [slice(None)] * products.dim()
+            index[2 + d] = index[2 + dims + d] = slice(
+                offset * step, offset * step + stride * (size - 1) + 1, stride
+            )
+            view = products[tuple(index)]
+            if summed is None:
+                summed = view.clone(memory_format=torch.contiguous_format)
+            else:
+                summed += view
+        products = summed
     g = g.reshape(n, groups, layer.out_channels // groups, -1)
     grad_products = torch.matmul(g.mT, g)
-    # A batched dot product, over the groups and every pair of windows.
-    return torch.bmm(window_products.reshape(n, 1, -1), grad_products.reshape(n, -1, 1)).view(n)
+    # Summed over the groups and every pair of windows.
+    return torch.linalg.vecdot(products.reshape(n, -1), grad_products.reshape(n, -1))

@@ -32,10 +32,8 @@ def _channel_affine_grads(centered, g, names, scale=None):
         return _affine_grads(centered * scale, g, (), names)
     grads = {}
     if "weight" in names:
-        # A batched dot product over the positions: one operation, where a
-        # product and a sum are two passes over the whole activation.
-        dots = torch.bmm(g.reshape(n * channels, 1, -1), centered.reshape(n * channels, -1, 1))
-        grads["weight"] = dots.view(n, channels) * scale
+        dots = torch.linalg.vecdot(g.reshape(n, channels, -1), centered.reshape(n, channels, -1))
+        grads["weight"] = dots * scale
     if "bias" in names:
         grads["bias"] = g.reshape(n, channels, -1).sum(2)
     return grads

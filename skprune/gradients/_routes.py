@@ -121,10 +121,10 @@ def gram_sq_norms(a, g):
     fan_out, T)``; both may be strided views.
     """
     n = a.shape[0]
-    gram_a = torch.matmul(a.mT, a).reshape(n, 1, -1)
-    gram_g = torch.matmul(g.mT, g).reshape(n, -1, 1)
-    # A batched dot product: one operation, where a product and a sum are two.
-    return torch.bmm(gram_a, gram_g).view(n)
+    gram_a = torch.matmul(a.mT, a).reshape(n, -1)
+    gram_g = torch.matmul(g.mT, g).reshape(n, -1)
+    # (A batched matrix product of 1 x k by k x 1 runs several times slower.)
+    return torch.linalg.vecdot(gram_a, gram_g)
 
 
 def outer_grads(a, g):
