@@ -73,10 +73,11 @@ def per_sample_grad_norms(
         How a layer with several exact routes (convolutions, linear layers
         over sequences) computes its norms: ``"auto"``, ``"estimate"``, or
         one of ``"gram"``, ``"outer"``, ``"grouped"``, ``"shifted"`` and
-        ``"pixel_gram"``; every route gives the same norms up to rounding. ``"auto"`` times every route that the shape model
-        does not rule out, the first time a layer shape (with its device
-        and dtype) is seen, and keeps the fastest for the process, as
-        cuDNN's benchmark mode does. ``"estimate"`` takes the shape model's
+        ``"pixel_gram"``; every route gives the same norms up to rounding.
+        ``"auto"`` times every route that the shape model does not rule
+        out, the first time a layer shape (with its device and dtype) is
+        seen, and keeps the fastest for the process, as cuDNN's benchmark
+        mode does. ``"estimate"`` takes the shape model's
         choice without timing. A route's name forces that route wherever
         it applies (elsewhere the shape model chooses). See Notes.
 
