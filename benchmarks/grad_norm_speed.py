@@ -4,31 +4,39 @@ For every case (a network and a batch shape) prints the ratio of the time of
 :func:`skprune.per_sample_grad_norms` to the time of one plain forward and
 backward pass over the same batches (parameter gradients of each batch's
 summed loss), which is what exact norms cannot beat by much (the physical
-limit is about 1; the target is at most 1.5). Cases:
+limit is about 1; the target is at most 1.5). Each ratio is given twice, side
+by side from the same interleaved rounds: with the routes the shape model
+estimates cheapest (``route="estimate"``, how routes were chosen before they
+were measured: "before") and with the routes measured on the first batch
+(``route="auto"``, the default: "after"). Cases:
 
 - a sweep over convolution shapes: one convolution (input channels 1, 3 or
   64; maps 32x32 down to 4x4; kernels 1, 3, 5; stride 1 or 2; dense or
   depthwise; with or without BatchNorm), ReLU and a linear head;
 - the networks of :mod:`skprune.models`: the MLP (784-256-10) and the small
-  CNN on 1x28x28 inputs, ResNet-18 and VGG-16 (with BatchNorm) on 3x32x32,
-  and a CNN with BatchNorm after each of its two convolutions.
+  CNN on 1x28x28 inputs, ResNet-18 and VGG-16 (with BatchNorm) on 3x32x32;
+- CNNs with BatchNorm after each of their two convolutions (few channels,
+  28x28 and 14x14 maps), with the budget's batches and with batches of 256.
 
 The inputs are random (speed does not depend on the values). Each ratio is
 measured twice in the same run: on the CPU as it is ("idle"), then with one
 busy-loop process per core competing for it ("loaded"), started and stopped
-by the script. Within each, the two passes alternate (a warm-up round, then
-at least ``--repeats`` rounds, more for cheap cases: ``--min-seconds``) and
-both the median and the minimum are compared.
-Each case's batches (``batches``: how many x batch size) are picked so that
-one pass costs about the same number of floating-point operations
-(``--budget``); ``ms/smp`` is the plain pass's time per sample. The ``err``
-column is the largest relative difference to a per-sample backward loop on
-8 samples; ``routes`` says how each convolution's weight norms are computed
-(:mod:`skprune._weight_routes`).
+by the script. Within each, the passes alternate (a warm-up round, then at
+least ``--repeats`` rounds, more for cheap cases: ``--min-seconds``); ``est``
+and ``auto`` are ratios of medians, ``min`` the ratio of the fastest runs of
+``auto``. Each case's batches (``batches``: how many x batch size) are picked
+so that one pass costs about the same number of floating-point operations
+(``--budget``); ``ms/smp`` is the plain pass's time per sample. ``tune`` is
+what measuring the routes added to the first call of the case (its extra
+time over a later call, in plain passes; the loaded rounds reuse the choice).
+The ``err`` column is the largest relative difference to a per-sample
+backward loop on 8 samples, over both choices; ``routes`` gives the routes
+of the layers that have several (:func:`skprune.gradients.grad_norm_routes`),
+chosen by the shape model, then by measurement.
 
 Run: ``python -m benchmarks.grad_norm_speed [--quick] [--threads N]
 [--repeats 3] [--no-load] [--baselines] [--device cpu]``. The default run
-takes about 5 minutes on 2 cores, ``--quick`` about 30 seconds.
+takes about 8 minutes on 2 cores, ``--quick`` about a minute.
 ``--baselines`` also times a per-sample backward loop and
 ``torch.func.vmap(grad)`` for the MLP and the CNN.
 """
@@ -50,7 +58,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from skprune import per_sample_grad_norms
-from skprune._weight_routes import choose_conv_route
+from skprune.gradients import grad_norm_routes
 from skprune.models import make_net
 
 #: Ratios above this are listed at the end.
@@ -61,13 +69,18 @@ TARGET = 1.5
 
 
 class Case:
-    """A network, the shape of one input, and the batch size of its passes."""
+    """A network, the shape of one input, and (optionally) its batches.
 
-    def __init__(self, name, make_module, input_shape, n_classes=10):
+    ``batches`` is ``(how many, batch size)``; ``None`` picks them from the
+    flop budget.
+    """
+
+    def __init__(self, name, make_module, input_shape, n_classes=10, batches=None):
         self.name = name
         self.make_module = make_module
         self.input_shape = input_shape
         self.n_classes = n_classes
+        self.batches = batches
 
 
 def conv_case(in_channels, size, kernel, stride=1, depthwise=False, batch_norm=False):
@@ -88,12 +101,17 @@ def conv_case(in_channels, size, kernel, stride=1, depthwise=False, batch_norm=F
     return Case(name, make_module, (in_channels, size, size))
 
 
-def batch_norm_cnn():
-    """Two 3x3 convolutions (1 -> 24 -> 48 channels), each followed by BatchNorm."""
+def batch_norm_cnn(channels=(24, 48)):
+    """Two 3x3 convolutions (1 -> 24 -> 48 channels), each followed by BatchNorm.
+
+    On 1x28x28 inputs the convolutions see 28x28 and 14x14 maps.
+    """
+    first, second = channels
     return nn.Sequential(
-        nn.Conv2d(1, 24, 3, padding=1), nn.BatchNorm2d(24), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(24, 48, 3, padding=1), nn.BatchNorm2d(48), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(48 * 7 * 7, 128), nn.ReLU(), nn.Linear(128, 10),
+        nn.Conv2d(1, first, 3, padding=1), nn.BatchNorm2d(first), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(first, second, 3, padding=1), nn.BatchNorm2d(second), nn.ReLU(),
+        nn.MaxPool2d(2), nn.Flatten(), nn.Linear(second * 7 * 7, 128), nn.ReLU(),
+        nn.Linear(128, 10),
     )
 
 
@@ -110,6 +128,9 @@ def network_cases(quick):
         model_case("MLP 784-256-10", "mlp", (1, 28, 28), module__hidden=(256,)),
         model_case("CNN 2 conv + 2 linear", "cnn", (1, 28, 28)),
         Case("CNN 2 conv+BN + 2 linear", batch_norm_cnn, (1, 28, 28)),
+        Case("CNN 2 conv+BN, batch 256", batch_norm_cnn, (1, 28, 28), batches=(2, 256)),
+        Case("CNN 8/16 conv+BN, batch 256", lambda: batch_norm_cnn((8, 16)), (1, 28, 28),
+             batches=(2, 256)),
     ]
     if not quick:
         cases += [
@@ -148,7 +169,13 @@ def plain_pass(model, X, y, batch_size):
         torch.autograd.grad(loss, params)
 
 
+def estimated_norms(model, X, y, batch_size):
+    """The norms with the routes the shape model estimates cheapest ("before")."""
+    return per_sample_grad_norms(model, X, y, batch_size=batch_size, route="estimate")
+
+
 def grad_norms(model, X, y, batch_size):
+    """The norms with the routes measured on the first batch of each shape ("after")."""
     return per_sample_grad_norms(model, X, y, batch_size=batch_size)
 
 
@@ -254,36 +281,29 @@ def batches_for(model, input_shape, budget, device):
     return size, max(2, min(8, int(budget // (size * per_sample))))
 
 
-def conv_routes(model, X):
-    """How many convolutions take each route on a batch like ``X``."""
-    routes = Counter()
-
-    def record(layer, args, output):
-        calls = [(args[0], output)]
-        routes[choose_conv_route(layer, calls)[0]] += 1
-
-    hooks = [layer.register_forward_hook(record) for layer in model.modules()
-             if isinstance(layer, (nn.Conv1d, nn.Conv2d))]
-    with torch.no_grad():
-        model(X)
-    for hook in hooks:
-        hook.remove()
-    return " ".join(f"{route}x{count}" if count > 1 else route
-                    for route, count in sorted(routes.items())) or "-"
+def route_summary(model, X, y, route):
+    """How many layers take each route, among the layers that have several."""
+    chosen = grad_norm_routes(model, X, y, route=route).values()
+    counts = Counter(name for name in chosen if name not in ("rule", "general"))
+    return " ".join(f"{name}x{count}" if count > 1 else name
+                    for name, count in sorted(counts.items())) or "-"
 
 
 def run_case(case, args, device):
     torch.manual_seed(0)
     model = case.make_module().to(device).eval()
-    batch_size, n_batches = batches_for(model, case.input_shape, args.budget, device)
+    if case.batches is None:
+        batch_size, n_batches = batches_for(model, case.input_shape, args.budget, device)
+    else:
+        n_batches, batch_size = case.batches
     n_samples = n_batches * batch_size
     X = torch.randn(n_samples, *case.input_shape, device=device)
     y = torch.randint(0, case.n_classes, (n_samples,), device=device)
-    reference = loop_norms(model, X[:8], y[:8])
-    error = np.max(np.abs(grad_norms(model, X[:8], y[:8], 8) - reference) / reference)
-    routes = {"plain": plain_pass, "norms": grad_norms}
-    row = {"case": case.name, "batches": f"{n_batches}x{batch_size}", "err": error,
-           "routes": conv_routes(model, X[:batch_size])}
+    routes = {"plain": plain_pass, "estimate": estimated_norms, "auto": grad_norms}
+    # The first call measures the routes of the case's shapes, unless a case
+    # before it had the same ones.
+    first_call = timed(grad_norms, model, X, y, batch_size, device)
+    row = {"case": case.name, "batches": f"{n_batches}x{batch_size}"}
     conditions = [("idle", contextlib.nullcontext())]
     if args.load:
         conditions.append(("loaded", competing_load(args.load_processes)))
@@ -291,20 +311,33 @@ def run_case(case, args, device):
         with context:
             seconds = interleaved(routes, model, X, y, batch_size, args.repeats, device,
                                   args.min_seconds)
+        plain = statistics.median(seconds["plain"])
         row[condition] = (
-            statistics.median(seconds["norms"]) / statistics.median(seconds["plain"]),
-            min(seconds["norms"]) / min(seconds["plain"]),
-            statistics.median(seconds["plain"]) / n_samples,
+            statistics.median(seconds["estimate"]) / plain,
+            statistics.median(seconds["auto"]) / plain,
+            min(seconds["auto"]) / min(seconds["plain"]),
+            plain / n_samples,
         )
+        if condition == "idle":
+            row["tune"] = max(0.0, first_call - statistics.median(seconds["auto"])) / plain
+    reference = loop_norms(model, X[:8], y[:8])
+    row["err"] = max(
+        np.max(np.abs(route(model, X[:8], y[:8], 8) - reference) / reference)
+        for route in (estimated_norms, grad_norms)
+    )
+    row["routes"] = " -> ".join(
+        route_summary(model, X[:batch_size], y[:batch_size], route)
+        for route in ("estimate", "auto")
+    )
     return row
 
 
 def print_row(row, load):
     cells = [f"{row['case']:<30s}", f"{row['batches']:>7s}"]
     for condition in ("idle", "loaded") if load else ("idle",):
-        median, minimum, plain = row[condition]
-        cells.append(f"{median:6.2f} {minimum:6.2f} {1e3 * plain:8.2f}")
-    cells.append(f"{row['err']:7.1e}  {row['routes']}")
+        estimate, auto, minimum, plain = row[condition]
+        cells.append(f"{estimate:5.2f} {auto:5.2f} {minimum:5.2f} {1e3 * plain:7.2f}")
+    cells.append(f"{row['tune']:5.1f} {row['err']:7.1e}  {row['routes']}")
     print("  ".join(cells), flush=True)
 
 
@@ -355,15 +388,19 @@ def main(argv=None):
 
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    print(f"ratio = per_sample_grad_norms time / plain forward+backward time, same batches; "
+    print(f"ratio = per_sample_grad_norms time / plain forward+backward time, same batches, "
+          f"est = route='estimate' (shape model), auto = route='auto' (measured); "
           f"{args.repeats}+ interleaved rounds after a warm-up; device {device}, "
           f"{torch.get_num_threads()} torch thread(s), torch {torch.__version__}, load "
           f"average {os.getloadavg()[0]:.2f} at start"
           + (f"; loaded = {args.load_processes} busy-loop processes running" if args.load else ""))
+    conditions = ("idle", "loaded") if args.load else ("idle",)
+    header = [f"{'':<30s}", f"{'':>7s}"]
+    header += [f"{condition:-^29s}" for condition in conditions]
+    print("  ".join(header))
     header = [f"{'case':<30s}", f"{'batches':>7s}"]
-    for condition in ("idle", "loaded") if args.load else ("idle",):
-        header.append(f"{condition + ' med':>10s} {'min':>6s} {'ms/smp':>8s}")
-    header.append(f"{'err':>7s}  routes")
+    header += [f"{'est':>5s} {'auto':>5s} {'min':>5s} {'ms/smp':>7s}"] * len(conditions)
+    header.append(f"{'tune':>5s} {'err':>7s}  routes: estimated -> measured")
     print("  ".join(header))
     rows = []
     for case in shape_cases(args.quick) + network_cases(args.quick):
@@ -372,11 +409,14 @@ def main(argv=None):
     if args.baselines:
         print_baselines(args, device)
 
-    worst = max(rows, key=lambda row: row["idle"][0])
-    print(f"\nmax idle ratio (median): {worst['idle'][0]:.2f} ({worst['case'].strip()})")
-    for condition in ("idle", "loaded") if args.load else ("idle",):
-        above = [row["case"].strip() for row in rows if row[condition][0] > TARGET]
-        print(f"{condition} cases above {TARGET}: {', '.join(above) if above else 'none'}")
+    print()
+    for column, label in ((0, "estimated routes (before)"), (1, "measured routes (after)")):
+        for condition in conditions:
+            worst = max(rows, key=lambda row: row[condition][column])
+            above = [row["case"].strip() for row in rows if row[condition][column] > TARGET]
+            print(f"{label}, {condition}: max median ratio {worst[condition][column]:.2f} "
+                  f"({worst['case'].strip()}); above {TARGET}: "
+                  f"{', '.join(above) if above else 'none'}")
 
 
 if __name__ == "__main__":

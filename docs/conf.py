@@ -225,8 +225,11 @@ skprune_api_sections = [
     ),
     (
         "Per-sample gradients",
-        "The exact per-sample gradient norms behind GraNd. See :ref:`grand`.",
-        ["per_sample_grad_norms"],
+        "The exact per-sample gradient norms behind GraNd, the routes they "
+        "take, and norm rules for one's own layers. See "
+        ":ref:`per_sample_gradients`.",
+        ["per_sample_grad_norms", "skprune.gradients.grad_norm_routes",
+         "skprune.gradients.register_norm_rule", "skprune.gradients.NormRule"],
     ),
 ]
 

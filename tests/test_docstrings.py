@@ -6,9 +6,19 @@ import pytest
 from numpydoc.docscrape import ClassDoc, FunctionDoc
 
 import skprune
-from skprune import callbacks, datasets, exceptions, metrics, models, quotas, selection
+from skprune import (
+    callbacks,
+    datasets,
+    exceptions,
+    gradients,
+    metrics,
+    models,
+    quotas,
+    selection,
+)
 
-MODULES = (skprune, callbacks, datasets, exceptions, metrics, models, quotas, selection)
+MODULES = (skprune, callbacks, datasets, exceptions, gradients, metrics, models, quotas,
+           selection)
 
 
 def public_objects():

@@ -1,5 +1,7 @@
 """per_sample_grad_norms: exact against a per-sample autograd loop, on every route."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -7,15 +9,24 @@ import torch.nn.functional as F
 from conftest import TinyMLP
 from torch import nn
 
-from skprune import _weight_routes, per_sample_grad_norms
-from skprune._weight_routes import (
-    ROUTES,
-    choose_conv_route,
-    choose_route,
+import skprune
+from skprune.gradients import (
+    NormRule,
+    _autotune,
+    _routes,
+    grad_norm_routes,
+    per_sample_grad_norms,
+    register_norm_rule,
+)
+from skprune.gradients._autotune import ROUTE_NAMES, Route, route_policy, run_route
+from skprune.gradients._conv import (
+    GRADIENT_ROUTES,
+    conv_route_costs,
     conv_weight_grads,
     conv_weight_sq_norms,
 )
-from skprune.gradients import _grad_norms_of_batches, _per_sample_loss
+from skprune.gradients._norms import _grad_norms_of_batches, _per_sample_loss
+from skprune.gradients._registry import rule_for
 
 
 def reference_norms(module, X, y, criterion=None, parameters=None):
@@ -117,6 +128,19 @@ class GeneralRouteNet(nn.Module):
         sequence = h.view(-1, 2, 4)
         attended, _ = self.attention(sequence, sequence, sequence)
         return self.out(attended.reshape(-1, 8) + h)
+
+
+class BatchMixingNet(nn.Module):
+    """Adds the batch's mean logits: samples interact, so every layer is on the general route."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(5, 6)
+        self.out = nn.Linear(6, 3)
+
+    def forward(self, x):
+        logits = self.out(torch.tanh(self.fc(x)))
+        return logits + 0.5 * logits.mean(0, keepdim=True)
 
 
 class CalledTwiceNet(nn.Module):
@@ -221,6 +245,7 @@ MODELS = {
     "layer_called_twice": lambda: (CalledTwiceNet(), (5,), 3),
     "weight_read_directly": lambda: (DirectUseNet(), (5,), 3),
     "sequence_first": lambda: (SequenceFirstNet(), (9, 4), 3),
+    "batch_mixing": lambda: (BatchMixingNet(), (5,), 3),
     "no_vmap_rule": data_dependent,
 }
 
@@ -250,11 +275,13 @@ def make_case(name, n_samples=20, seed=0):
     return module, X, y
 
 
+@pytest.mark.parametrize("batch_size", [9, 6])
 @pytest.mark.parametrize("name", MODELS)
-def test_matches_per_sample_autograd(name):
+def test_matches_per_sample_autograd(name, batch_size):
     module, X, y = make_case(name)
-    # 9 does not divide 20: a short last batch too.
-    norms = per_sample_grad_norms(module, X, y, batch_size=9)
+    # Neither divides 20: a short last batch too. A first batch of 6 is
+    # checked on its own graph, one of 9 by a separate pass on 4 samples.
+    norms = per_sample_grad_norms(module, X, y, batch_size=batch_size)
     expected = reference_norms(module, X, y)
     np.testing.assert_allclose(norms, expected, rtol=1e-10)
 
@@ -350,6 +377,28 @@ def test_module_state_is_restored_and_grads_untouched():
     assert module.training and module.conv1.training and not module.bn1.training
     assert all(p.grad is None for p in module.parameters())
     assert all(not layer._forward_hooks for layer in module.modules())
+
+
+def test_layout_check_runs_on_one_thread_and_restores_the_count():
+    module, X, y = make_case("cnn_batch_norm")
+    threads = torch.get_num_threads()
+    seen = []
+
+    def record(layer, args, output):
+        seen.append((args[0].shape[0], torch.get_num_threads()))
+
+    hook = module[0].register_forward_hook(record)
+    torch.set_num_threads(2)
+    try:
+        per_sample_grad_norms(module, X, y, batch_size=10)
+        assert torch.get_num_threads() == 2
+        assert (4, 1) in seen and (10, 2) in seen  # the check's 4 samples, then batches
+        with pytest.raises(ValueError, match="Labels must index"):
+            per_sample_grad_norms(module, X, y + 10)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)
+        hook.remove()
 
 
 def test_eval_mode_uses_running_statistics():
@@ -501,47 +550,71 @@ def reference_weight_grads(layer, calls):
     return torch.stack(grads)
 
 
-@pytest.mark.parametrize("route", ROUTES)
+def applies(layer, calls, route):
+    """Whether ``route`` is one of the convolution's exact routes for these calls."""
+    return route in conv_route_costs(layer, calls)
+
+
+def forced_conv_sq_norms(layer, calls, route):
+    """The convolution's weight norms by ``route``, checking that it was the route taken."""
+    log = {}
+    with route_policy(route, log):
+        norms = conv_weight_sq_norms(layer, calls)
+    assert log[layer] == route
+    return norms
+
+
+@pytest.mark.parametrize("route", ROUTE_NAMES)
 @pytest.mark.parametrize("name", CONVOLUTIONS)
 def test_every_conv_route_is_exact(name, route):
     layer, calls = conv_calls(name)
+    if not applies(layer, calls, route):
+        pytest.skip(f"{route!r} does not apply to {name}")
     expected = reference_weight_grads(layer, calls).flatten(1).pow(2).sum(1)
     torch.testing.assert_close(
-        conv_weight_sq_norms(layer, calls, route), expected, rtol=1e-10, atol=0
+        forced_conv_sq_norms(layer, calls, route), expected, rtol=1e-10, atol=0
     )
 
 
-@pytest.mark.parametrize("route", ROUTES)
+@pytest.mark.parametrize("route", ROUTE_NAMES)
 @pytest.mark.parametrize("name", ["k3_padding", "depthwise_x2_stride2", "1d_k5_stride2",
-                                  "channels_last_windows", "channels_last_one_call_of_two"])
+                                  "channels_last_windows", "channels_last_one_call_of_two",
+                                  "same_even_reflect", "1d_depthwise_dilation2"])
 def test_conv_routes_add_up_the_calls_of_a_layer(name, route):
     # The second call is one pixel larger: for "channels_last_one_call_of_two",
     # too large for channels-last windows on its own.
     layer, calls = conv_calls(name, n_calls=2)
+    if not applies(layer, calls, route):
+        pytest.skip(f"{route!r} does not apply to {name}")
     expected = reference_weight_grads(layer, calls).flatten(1).pow(2).sum(1)
     torch.testing.assert_close(
-        conv_weight_sq_norms(layer, calls, route), expected, rtol=1e-10, atol=0
+        forced_conv_sq_norms(layer, calls, route), expected, rtol=1e-10, atol=0
     )
 
 
-@pytest.mark.parametrize("route", ["outer", "grouped", None])
+@pytest.mark.parametrize("route", [*GRADIENT_ROUTES, "auto"])
 @pytest.mark.parametrize("name", ["stride2_even_map", "depthwise", "same_even_reflect", "3d",
                                   "channels_last_groups2", "channels_last_1d"])
 def test_conv_routes_form_exact_per_sample_grads(name, route):
     layer, calls = conv_calls(name, n_calls=2)
+    with route_policy(route):
+        grads = conv_weight_grads(layer, calls)
     torch.testing.assert_close(
-        conv_weight_grads(layer, calls, route), reference_weight_grads(layer, calls),
-        rtol=1e-10, atol=1e-12,
+        grads, reference_weight_grads(layer, calls), rtol=1e-10, atol=1e-12,
     )
 
 
-def test_gram_route_does_not_form_gradients():
+@pytest.mark.parametrize("route", ["gram", "shifted"])
+def test_routes_that_only_give_norms_are_not_used_to_form_gradients(route):
     layer, calls = conv_calls("k3_padding")
-    with pytest.raises(ValueError, match="'outer' or 'grouped'"):
-        conv_weight_grads(layer, calls, "gram")
+    log = {}
+    with route_policy(route, log):
+        grads = conv_weight_grads(layer, calls)
+    assert log[layer] in GRADIENT_ROUTES
+    torch.testing.assert_close(grads, reference_weight_grads(layer, calls))
 
 
-@pytest.mark.parametrize("route", ROUTES)
+@pytest.mark.parametrize("route", ROUTE_NAMES)
 def test_conv_routes_float32_within_tolerance(route):
     torch.manual_seed(0)
     layer = nn.Conv2d(16, 32, 3, padding=1).double()
@@ -549,76 +622,339 @@ def test_conv_routes_float32_within_tolerance(route):
     with torch.no_grad():
         g = torch.randn_like(layer(x))
     expected = reference_weight_grads(layer, [(x, g)]).flatten(1).pow(2).sum(1)
-    norms = conv_weight_sq_norms(layer.float(), [(x.float(), g.float())], route)
+    norms = forced_conv_sq_norms(layer.float(), [(x.float(), g.float())], route)
     assert norms.dtype == torch.float32
     assert float(((norms.double() - expected) / expected).abs().max()) < 1e-4
 
 
 def test_memory_budget_splits_the_batch(monkeypatch):
     layer, calls = conv_calls("k5_padding2", n=7)
-    whole = {route: conv_weight_sq_norms(layer, calls, route) for route in ROUTES}
-    monkeypatch.setattr(_weight_routes, "MEMORY_BUDGET", 1)
-    assert choose_conv_route(layer, calls)[1] == 1
-    for route in ROUTES:
-        torch.testing.assert_close(conv_weight_sq_norms(layer, calls, route), whole[route])
+    whole = {route: forced_conv_sq_norms(layer, calls, route) for route in ROUTE_NAMES}
+    monkeypatch.setattr(_routes, "MEMORY_BUDGET", 1)
+    assert all(chunk == 1 for _, chunk in conv_route_costs(layer, calls).values())
+    for route in ROUTE_NAMES:
+        torch.testing.assert_close(forced_conv_sq_norms(layer, calls, route), whole[route])
 
 
-def test_route_choice():
+def estimated(costs, ranked=ROUTE_NAMES):
+    return min((route for route in costs if route in ranked), key=lambda route: costs[route][0])
+
+
+def test_shape_model():
     # A deep layer on a small map (few positions, many channels): the Gram form.
     conv = {"gather": True}
-    assert choose_route(128, 1, 512 * 9, 512, 4 * 4, input_size=512 * 4 * 4, **conv)[0] == "gram"
+
+    def costs(*args, **kwargs):
+        # For ungrouped layers the model ranks only these two.
+        costs = _routes.route_costs(*args, **kwargs)
+        return costs if args[1] > 1 else {route: costs[route] for route in ("gram", "outer")}
+
+    assert estimated(costs(128, 1, 512 * 9, 512, 4 * 4, input_size=512 * 4 * 4, **conv)) == "gram"
     # One position (e.g. a 1x1 map): the Gram form is the closed form |g|^2 |a|^2.
-    assert choose_route(128, 1, 64 * 9, 64, 1, input_size=64 * 9, **conv)[0] == "gram"
+    assert estimated(costs(128, 1, 64 * 9, 64, 1, input_size=64 * 9, **conv)) == "gram"
     # An early layer on a large map (many positions, few channels): formed gradients.
-    assert choose_route(128, 1, 9, 24, 28 * 28, input_size=28 * 28, **conv)[0] == "outer"
-    assert choose_route(128, 1, 64 * 9, 64, 32 * 32, input_size=64 * 32 * 32, **conv)[0] == "outer"
+    assert estimated(costs(128, 1, 9, 24, 28 * 28, input_size=28 * 28, **conv)) == "outer"
     # Depthwise on a large map: the grouped kernel, which gathers no windows...
-    assert choose_route(128, 64, 9, 1, 32 * 32, input_size=64 * 32 * 32, **conv)[0] == "grouped"
+    assert estimated(costs(128, 64, 9, 1, 32 * 32, input_size=64 * 32 * 32, **conv)) == "grouped"
     # ... unless there are no windows to gather (a 1x1 kernel).
-    assert choose_route(128, 64, 1, 1, 32 * 32, input_size=64 * 32 * 32)[0] == "outer"
+    assert estimated(costs(128, 64, 1, 1, 32 * 32, input_size=64 * 32 * 32)) == "outer"
     # A linear layer over a sequence has no grouped route.
-    assert choose_route(128, 1, 64, 64, 50)[0] in ("gram", "outer")
+    assert set(_routes.route_costs(128, 1, 64, 64, 50)) == {"gram", "outer"}
 
 
-def test_route_choice_for_recorded_calls():
-    # A tiny layer: every route costs about its launches; per-sample
-    # gradients are formed directly.
-    tiny = nn.Conv2d(2, 3, 3)
-    x = torch.randn(8, 2, 4, 4)
-    assert choose_conv_route(tiny, [(x, tiny(x).detach())]) == ("outer", 8)
-    # A large map with few input channels: formed gradients; a small map
-    # with many: the Gram form.
-    large_map = nn.Conv2d(3, 16, 3, padding=1)
-    x = torch.randn(16, 3, 64, 64)
-    assert choose_conv_route(large_map, [(x, torch.zeros(16, 16, 64, 64))])[0] == "outer"
+def test_shape_model_of_recorded_calls():
+    # Many channels on a small map: the Gram form; tiny layers: the fewest launches.
+    ranked = ("gram", "outer")
     small_map = nn.Conv2d(256, 256, 3, padding=1)
     x = torch.randn(16, 256, 2, 2)
-    assert choose_conv_route(small_map, [(x, torch.zeros(16, 256, 2, 2))])[0] == "gram"
+    costs = conv_route_costs(small_map, [(x, torch.zeros(16, 256, 2, 2))])
+    assert estimated(costs, ranked) == "gram"
+    tiny = nn.Conv2d(2, 3, 3)
+    x = torch.randn(8, 2, 4, 4)
+    assert estimated(conv_route_costs(tiny, [(x, tiny(x).detach())]), ranked) == "outer"
+    # The shifted route needs stride 1, the pixel Gram route one call.
+    strided = nn.Conv2d(3, 4, 3, stride=2)
+    x = torch.randn(8, 3, 9, 9)
+    call = (x, strided(x).detach())
+    assert "shifted" not in conv_route_costs(strided, [call])
+    assert "pixel_gram" in conv_route_costs(strided, [call])
+    assert "pixel_gram" not in conv_route_costs(strided, [call, call])
 
 
-def test_ungrouped_conv_never_takes_the_grouped_kernel():
-    for fan_in, fan_out, positions in [(9, 24, 784), (4608, 512, 16), (1, 1, 4096)]:
-        shape = {"gather": True, "input_size": fan_in * positions}
-        costs = _weight_routes.route_costs(128, 1, fan_in, fan_out, positions, **shape)
-        assert costs["grouped"][0] == float("inf")
-        assert choose_route(128, 1, fan_in, fan_out, positions, **shape)[0] != "grouped"
+def test_shape_model_ranks_the_routes_it_knows():
+    # It does not rank the grouped kernel for ungrouped convolutions (a
+    # batch-group convolution that oneDNN runs very slowly for some shapes)
+    # nor the shifted route: those are taken when measured or forced.
+    layer = nn.Conv2d(2, 3, 3)
+    calls = [(torch.randn(4, 2, 6, 6), torch.randn(4, 3, 4, 4))]
+    assert set(conv_route_costs(layer, calls)) == set(ROUTE_NAMES)
+    log = {}
+    with route_policy("estimate", log):
+        conv_weight_sq_norms(layer, calls)
+    assert log[layer] in ("gram", "outer")
+    grouped = nn.Conv2d(4, 4, 3, groups=4)
+    calls = [(torch.randn(4, 4, 16, 16), torch.randn(4, 4, 14, 14))]
+    with route_policy("estimate", log):
+        conv_weight_sq_norms(grouped, calls)
+    assert log[grouped] == "grouped"
 
 
 @pytest.mark.parametrize("name", ["cnn_batch_norm", "residual_block", "wide_cnn",
-                                  "conv1d_padding_modes", "layer_group_norm", "conv3d"])
-def test_same_norms_whatever_route_is_forced(name, monkeypatch):
+                                  "conv1d_padding_modes", "layer_group_norm", "conv3d",
+                                  "layer_called_twice", "tied_weights"])
+def test_autotuned_route_gives_the_norms_of_every_other_route(name):
     module, X, y = make_case(name)
     expected = reference_norms(module, X, y)
-    chosen = choose_conv_route
     results = {}
-    for route in ROUTES:
-        monkeypatch.setattr(
-            _weight_routes, "choose_conv_route",
-            lambda layer, calls, routes=ROUTES, route=route: chosen(
-                layer, calls, (route,) if route in routes else routes
-            ),
-        )
-        results[route] = per_sample_grad_norms(module, X, y, batch_size=9)
+    for route in ("auto", "estimate", *ROUTE_NAMES):
+        results[route] = per_sample_grad_norms(module, X, y, batch_size=9, route=route)
         np.testing.assert_allclose(results[route], expected, rtol=1e-10)
-    np.testing.assert_allclose(results["gram"], results["outer"], rtol=1e-12)
-    np.testing.assert_allclose(results["grouped"], results["outer"], rtol=1e-12)
+    for route in ROUTE_NAMES:
+        np.testing.assert_allclose(results["auto"], results[route], rtol=1e-12)
+
+
+def test_forced_route_is_taken_wherever_it_applies():
+    torch.manual_seed(0)
+    module = nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 6, 3, stride=2), nn.Flatten(),
+        nn.Linear(6 * 3 * 3, 3),
+    )
+    X, y = torch.randn(8, 3, 8, 8), torch.randint(0, 3, (8,))
+    for route in ROUTE_NAMES:
+        routes = grad_norm_routes(module, X, y, route=route)
+        assert routes["0"] == route
+        assert routes["4"] == "rule"
+        # Stride 2: no shifted route; the shape model chooses.
+        assert routes["2"] == (route if route != "shifted" else
+                               grad_norm_routes(module, X, y, route="estimate")["2"])
+
+
+def test_grad_norm_routes_names_rules_and_the_general_route():
+    module, X, y = make_case("general_route_only_layer")
+    routes = grad_norm_routes(module, X, y)
+    assert routes["fc"] == routes["out"] == "rule"
+    assert routes["scale"] == routes["prelu"] == routes["attention"] == "general"
+
+
+# Route measurement ----------------------------------------------------------------
+
+
+@pytest.fixture
+def fresh_choices(monkeypatch):
+    """An empty cache of measured choices, and a count of the timed runs."""
+    monkeypatch.setattr(_autotune, "_CHOICES", {})
+    timed = []
+    time_route = _autotune._time_route
+
+    def counting(route, device):
+        timed.append(route.name)
+        return time_route(route, device)
+
+    monkeypatch.setattr(_autotune, "_time_route", counting)
+    return timed
+
+
+def test_measured_choice_is_kept_and_reused(fresh_choices):
+    module, X, y = make_case("cnn_batch_norm")
+    per_sample_grad_norms(module, X, y, batch_size=10)
+    first = len(fresh_choices)
+    assert first > 0
+    keys = set(_autotune._CHOICES)
+    # Same shapes again, in this call and the next: no more timing.
+    per_sample_grad_norms(module, X, y, batch_size=10)
+    assert len(fresh_choices) == first and set(_autotune._CHOICES) == keys
+    # A new batch shape is measured once.
+    per_sample_grad_norms(module, X[:7], y[:7], batch_size=7)
+    assert len(fresh_choices) > first
+    again = len(fresh_choices)
+    per_sample_grad_norms(module, X[:7], y[:7], batch_size=7)
+    assert len(fresh_choices) == again
+    # Forcing a route, or the shape model, times nothing.
+    per_sample_grad_norms(module, X[:5], y[:5], route="estimate")
+    per_sample_grad_norms(module, X[:5], y[:5], route="outer")
+    assert len(fresh_choices) == again
+
+
+def test_measured_choice_depends_on_dtype(fresh_choices):
+    layer, calls = conv_calls("k3_padding", dtype=torch.float64)
+    conv_weight_sq_norms(layer, calls)
+    n_keys = len(_autotune._CHOICES)
+    conv_weight_sq_norms(layer.float(), [(x.float(), g.float()) for x, g in calls])
+    assert len(_autotune._CHOICES) == n_keys + 1
+
+
+def scripted(monkeypatch, times, warm_up=None):
+    """Routes whose runs take the given seconds (untimed runs: ``warm_up``, else 1 ms)."""
+    runs = []
+    routes = [Route(name, 1.0, lambda name=name: runs.append(name) or torch.ones(1))
+              for name in times]
+
+    def run_once(route, device):
+        return (warm_up or {}).get(route.name, 0.001), route.run()
+
+    def time_route(route, device):
+        route.run()
+        left = times[route.name]
+        return left.pop(0) if len(left) > 1 else left[0]  # the last one repeats
+
+    monkeypatch.setattr(_autotune, "_run_once", run_once)
+    monkeypatch.setattr(_autotune, "_time_route", time_route)
+    monkeypatch.setattr(_autotune, "_CHOICES", {})
+    return routes, runs
+
+
+def test_measurement_keeps_the_fastest_run_of_each_route(monkeypatch):
+    # "outer" has one noisy round; its fastest run still wins.
+    rounds = _autotune.ROUNDS
+    routes, runs = scripted(monkeypatch, {"gram": [0.010] * rounds,
+                                          "outer": [0.030] + [0.004] * (rounds - 1)})
+    log = {}
+    with route_policy("auto", log):
+        result = run_route("layer", ("key",), routes)
+    assert log["layer"] == "outer" and _autotune._CHOICES[("key",)] == "outer"
+    torch.testing.assert_close(result, torch.ones(1))
+    # One untimed run of each, then every timed round; the result is reused.
+    assert runs.count("gram") == runs.count("outer") == 1 + rounds
+
+
+def test_measurement_drops_slow_routes_and_stops_on_its_budget(monkeypatch):
+    routes, runs = scripted(monkeypatch, {"gram": [0.5], "outer": [0.001, 0.001],
+                                          "grouped": [0.002, 0.002], "shifted": []},
+                            warm_up={"shifted": 0.0101})
+    monkeypatch.setattr(_autotune, "TIME_BUDGET", 0.504)
+    with route_policy("auto"):
+        run_route("layer", ("key",), routes)
+    # "shifted" stopped after its untimed run (over 10 times the fastest),
+    # "gram" after the first round; the second round spent the budget.
+    assert runs.count("shifted") == 1
+    assert runs.count("gram") == 2 and runs.count("outer") == runs.count("grouped") == 3
+    assert _autotune._CHOICES[("key",)] == "outer"
+
+
+def test_one_route_left_after_the_untimed_runs_is_not_timed(monkeypatch):
+    routes, runs = scripted(monkeypatch, {"gram": [], "outer": []},
+                            warm_up={"gram": 0.5})
+    with route_policy("auto"):
+        run_route("layer", ("key",), routes)
+    assert runs == ["gram", "outer"] and _autotune._CHOICES[("key",)] == "outer"
+
+
+def test_a_route_that_fails_is_left_out_of_the_measurement(monkeypatch):
+    monkeypatch.setattr(_autotune, "_CHOICES", {})
+
+    def unsupported():
+        raise NotImplementedError("no such kernel here")
+
+    routes = [Route("unsupported", 1.0, unsupported), Route("works", 1.0, lambda: torch.ones(1))]
+    with route_policy("auto"):
+        torch.testing.assert_close(run_route("layer", ("key",), routes), torch.ones(1))
+    assert _autotune._CHOICES[("key",)] == "works"
+    monkeypatch.setattr(_autotune, "_CHOICES", {})
+    with route_policy("auto"), pytest.raises(NotImplementedError, match="no such kernel"):
+        run_route("layer", ("key",), routes[:1] * 2)
+
+
+def test_hopeless_routes_are_not_timed(monkeypatch):
+    routes, runs = scripted(monkeypatch, {"fast": [0.002], "near": [0.001]})
+    routes += [Route("hopeless", 1.0 + _autotune.HOPELESS, lambda: runs.append("hopeless")),
+               Route("never", math.inf, lambda: runs.append("never"))]
+    with route_policy("auto"):
+        run_route("layer", ("key",), routes)
+    assert set(runs) == {"fast", "near"} and _autotune._CHOICES[("key",)] == "near"
+
+
+def test_estimate_takes_the_cheapest_ranked_route():
+    runs = []
+    routes = [Route("measured_only", 1.0, lambda: runs.append("measured_only"), ranked=False),
+              Route("ranked", 2.0, lambda: runs.append("ranked"))]
+    log = {}
+    with route_policy("estimate", log):
+        run_route("layer", ("key",), routes)
+    assert runs == ["ranked"] and log["layer"] == "ranked"
+    with route_policy("measured_only", log):
+        run_route("layer", ("key",), routes)
+    assert runs[-1] == "measured_only"
+
+
+def test_unknown_route_raises():
+    module, X, y = make_case("mlp")
+    with pytest.raises(ValueError, match="route must be 'auto'"):
+        per_sample_grad_norms(module, X, y, route="fastest")
+
+
+# Norm rules for one's own layers --------------------------------------------------
+
+
+class Gate(nn.Module):
+    """A layer of this test file: ``x * sigmoid(gate)``, per feature."""
+
+    def __init__(self, width):
+        super().__init__()
+        self.gate = nn.Parameter(torch.randn(width))
+
+    def forward(self, x):
+        return x * torch.sigmoid(self.gate)
+
+
+def test_registered_rule_is_used_and_exact():
+    class GateRule(NormRule):
+        parameters = ("gate",)
+        calls = 0
+
+        def grads(self, layer, calls, names):
+            GateRule.calls += 1
+            s = torch.sigmoid(layer.gate)
+            n = calls[0][0].shape[0]
+            return {"gate": sum((x * g).reshape(n, -1, x.shape[-1]).sum(1) * s * (1 - s)
+                                for x, g in calls)}
+
+    class GateNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc, self.gate, self.out = nn.Linear(4, 5), Gate(5), nn.Linear(5, 3)
+
+        def forward(self, x):
+            return self.out(self.gate(torch.tanh(self.gate(self.fc(x)))))  # called twice
+
+    torch.manual_seed(0)
+    module = GateNet().double()
+    X, y = torch.randn(10, 4, dtype=torch.float64), torch.randint(0, 3, (10,))
+    assert grad_norm_routes(module, X, y)["gate"] == "general"
+    assert register_norm_rule(Gate)(GateRule) is GateRule
+    try:
+        assert isinstance(rule_for(module.gate), GateRule)
+        assert grad_norm_routes(module, X, y)["gate"] == "rule"
+        np.testing.assert_allclose(per_sample_grad_norms(module, X, y),
+                                   reference_norms(module, X, y), rtol=1e-10)
+        assert GateRule.calls >= 2
+    finally:
+        del skprune.gradients._registry._RULES[Gate]
+
+
+def test_rule_needs_the_class_forward():
+    class OwnForward(nn.Linear):
+        def forward(self, x):
+            return super().forward(x) * 2
+
+    class SameForward(nn.Linear):
+        pass
+
+    assert rule_for(OwnForward(2, 2)) is None
+    assert rule_for(SameForward(2, 2)) is rule_for(nn.Linear(2, 2))
+    assert rule_for(nn.ReLU()) is None
+
+
+def test_register_norm_rule_checks_its_arguments():
+    with pytest.raises(TypeError, match="torch.nn.Module subclasses"):
+        register_norm_rule("Linear")
+    with pytest.raises(TypeError, match="torch.nn.Module subclasses"):
+        register_norm_rule()
+    with pytest.raises(TypeError, match="subclass of skprune.gradients.NormRule"):
+        register_norm_rule(Gate)(lambda layer, calls, names: {})
+    assert Gate not in skprune.gradients._registry._RULES
+
+
+def test_public_names():
+    assert skprune.per_sample_grad_norms is per_sample_grad_norms
+    assert set(skprune.gradients.__all__) == {
+        "NormRule", "grad_norm_routes", "per_sample_grad_norms", "register_norm_rule"}

@@ -4,10 +4,10 @@ import itertools
 
 from sklearn.utils._param_validation import StrOptions
 
-from .._query_training import eval_batches
-from ..utils._modules import final_linear
-from ..gradients import _grad_norms_of_batches
 from .._docstrings import pruner_docstring
+from .._query_training import eval_batches
+from ..gradients._norms import _grad_norms_of_batches
+from ..utils._modules import final_linear
 from ._base import QueryNetPruner
 
 

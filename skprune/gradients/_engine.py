@@ -1,7 +1,7 @@
 """The engine behind :func:`skprune.per_sample_grad_norms`: hooks, checks, general route.
 
-Per batch, one forward pass records the input of every layer that has a rule
-(:mod:`skprune._layer_rules`), and one backward pass of the summed per-sample
+Per batch, one forward pass records the input of every layer that has a norm
+rule (:mod:`skprune.gradients._registry`), and one backward pass of the summed per-sample
 losses gives the gradients with respect to those layers' outputs, never with
 respect to the parameters. A rule turns each layer's (input, output
 gradient) pairs into its parameters' per-sample squared norms.
@@ -16,6 +16,7 @@ per-sample gradients of the whole network for just those parameters, with
 ``torch.func.vmap(grad)``, or a per-sample loop where ``vmap`` fails.
 """
 
+import contextlib
 from collections import defaultdict
 from collections.abc import Mapping
 
@@ -24,12 +25,14 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.parameter import is_lazy
 from torch.utils._pytree import tree_map
 
-from ._layer_rules import RULE_PARAMETERS, rule_for
-from .utils._modules import check_class_outputs, forward
-from ._weight_routes import sq_norms as row_sq_norms
+from ..utils._modules import check_class_outputs, forward
+from ._registry import rule_for
+from ._routes import sq_norms as row_sq_norms
 
 #: Samples the first batch's layout check runs on.
 _CHECK_SAMPLES = 4
+#: A first batch of at most this many samples is checked on its own graph.
+_IN_GRAPH_CHECK = 2 * _CHECK_SAMPLES
 
 
 class _Call:
@@ -132,9 +135,9 @@ class _GhostNorms:
         if layer in self._copy_output:
             return output.clone()
         if self._probes is not None:
-            # The layout check's pass hands every output downstream as a copy
-            # and watches the copies: one modified in place marks a layer
-            # whose output must be copied, found without running again.
+            # A probed pass hands every output downstream as a copy and
+            # watches the copies: one modified in place marks a layer whose
+            # output must be copied, found without running again.
             copy = output.clone()
             self._probes.append((layer, copy, copy._version))
             return copy
@@ -168,27 +171,35 @@ class _GhostNorms:
     def batch_sq_norms(self, inputs, target):
         """Squared per-sample gradient norms of one batch, as float64."""
         first = not self._set_up
+        n = target.shape[0]
+        # A first batch of a few samples is checked on its own graph: a
+        # separate pass over some of them would cost about as much.
+        check_in_graph = first and 1 < n <= _IN_GRAPH_CHECK
         if first:
             self._set_up_module(inputs)
-            if target.shape[0] > 1:
-                self._check_per_sample(inputs, target)
-        n = target.shape[0]
-        output = self._forward_recorded(inputs)
+            if n > _IN_GRAPH_CHECK:
+                with _one_cpu_thread(target.device):
+                    self._check_per_sample(inputs, target)
+        output = (self._probed_forward(inputs) if check_in_graph
+                  else self._forward_recorded(inputs))
         check_class_outputs(output, target, self.kind, warn_probabilities=first)
         losses = self.loss(output, target)
+        if check_in_graph:
+            self._check_rows(losses[0], n, retain_graph=True)
         sq_norms = torch.zeros(n, dtype=torch.float64, device=target.device)
         total = losses.sum()
+        self.plan = _Plan()
         if not total.requires_grad:
             return sq_norms
         uses = _parameter_uses(total.grad_fn)
-        plan = self._plan(uses, n)
+        plan = self.plan = self._plan(uses, n)
 
         calls = [call for layer in plan.layers for call in self._calls[layer]]
         if calls:
             grads = torch.autograd.grad(
                 total, [call.output for call in calls], allow_unused=True
             )
-            for call, grad in zip(calls, grads):
+            for call, grad in zip(calls, grads, strict=True):
                 call.grad = torch.zeros_like(call.output) if grad is None else grad
         parts = []
         with torch.no_grad():
@@ -238,7 +249,7 @@ class _GhostNorms:
         recorded = 0
         for layer, name in owners:
             rule = self._rules.get(layer)
-            if rule is None or name not in RULE_PARAMETERS or layer in self._not_per_sample:
+            if rule is None or name not in rule.parameters or layer in self._not_per_sample:
                 return False
             for call in self._calls.get(layer, ()):
                 if call.input._version != call.input_version or call.output.shape[0] != n:
@@ -256,6 +267,17 @@ class _GhostNorms:
         # to the general route. A few samples show it as well as a batch.
         n = min(target.shape[0], _CHECK_SAMPLES)
         inputs = tree_map(lambda tensor: tensor[:n], inputs)
+        output = self._probed_forward(inputs)
+        check_class_outputs(output, target[:n], self.kind)
+        self._check_rows(self.loss(output, target[:n])[0], n, retain_graph=False)
+
+    def _probed_forward(self, inputs):
+        """A recorded forward pass that also finds the layers whose outputs are modified in place.
+
+        Every recorded output goes downstream as a copy, and the copies are
+        watched: one modified in place marks a layer whose output must be
+        copied from then on.
+        """
         self._probes = []
         try:
             output = self._forward_recorded(inputs)
@@ -264,15 +286,18 @@ class _GhostNorms:
         self._copy_output.update(
             layer for layer, copy, version in probes if copy._version != version
         )
-        check_class_outputs(output, target[:n], self.kind)
-        first_loss = self.loss(output, target[:n])[0]
+        return output
+
+    def _check_rows(self, first_loss, n, retain_graph):
+        """Send to the general route every layer whose rows but row 0 reach ``first_loss``."""
         calls = [(layer, call) for layer, calls in self._calls.items() for call in calls]
         if not calls or not first_loss.requires_grad:
             return
         grads = torch.autograd.grad(
-            first_loss, [call.output for _, call in calls], allow_unused=True
+            first_loss, [call.output for _, call in calls], allow_unused=True,
+            retain_graph=retain_graph,
         )
-        for (layer, call), grad in zip(calls, grads):
+        for (layer, call), grad in zip(calls, grads, strict=True):
             if call.output.shape[0] != n or (grad is not None and bool(grad[1:].any())):
                 self._not_per_sample.add(layer)
 
@@ -301,12 +326,32 @@ class _GhostNorms:
     def _loop_sq_norms(self, inputs, target, params):
         sq_norms = []
         for i in range(target.shape[0]):
-            one = tree_map(lambda tensor: tensor[i:i + 1], inputs)
+            one = tree_map(lambda tensor, i=i: tensor[i:i + 1], inputs)
             loss = self.loss(forward(self.module, one), target[i:i + 1]).sum()
             grads = torch.autograd.grad(loss, params, allow_unused=True)
             zero = torch.zeros((), dtype=loss.dtype, device=loss.device)
             sq_norms.append(sum((g.pow(2).sum() for g in grads if g is not None), zero))
         return torch.stack(sq_norms)
+
+
+@contextlib.contextmanager
+def _one_cpu_thread(device):
+    """Inside, torch's CPU operations run on one thread (the layout check's few samples).
+
+    Threads do not speed up operations on a few samples, and when other
+    processes share the cores every multi-threaded operation waits for all
+    its threads to be scheduled: for the check's many tiny operations, tens
+    to hundreds of milliseconds.
+    """
+    threads = torch.get_num_threads()
+    if device.type != "cpu" or threads == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 class _Plan:

@@ -1,17 +1,4 @@
-"""Exact per-sample gradient norms of a classification network.
-
-GraNd scores a sample by the norm of its loss gradient over all the
-network's parameters. Computing every sample's gradient (a backward pass
-per sample, ``torch.func.vmap(grad)``, or Opacus) costs 5 to 250 times a
-plain forward and backward pass. Here one forward pass records every layer's
-input, one backward pass gives the gradients with respect to the layers'
-outputs (never with respect to the parameters), and each layer's per-sample
-squared norms are computed from those two ("ghost norms"). This module holds
-the public function and its input checks; the hooks and the general route
-are in :mod:`skprune._grad_norm_engine`, the per-layer rules in
-:mod:`skprune._layer_rules`, and the routes for convolutions in
-:mod:`skprune._weight_routes`.
-"""
+"""The public functions of :mod:`skprune.gradients` and their input checks."""
 
 import copy
 
@@ -20,14 +7,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._grad_norm_engine import _GhostNorms
-from .utils._devices import floating_dtype, module_device
-
-__all__ = ["per_sample_grad_norms"]
+from ..utils._devices import floating_dtype, module_device
+from ._autotune import check_route, route_policy
+from ._engine import _GhostNorms
 
 
 def per_sample_grad_norms(
-    module, X, y, *, criterion=None, batch_size=256, device=None, parameters=None
+    module, X, y, *, criterion=None, batch_size=256, device=None, parameters=None,
+    route="auto",
 ):
     """Exact L2 norm of every sample's loss gradient over a network's parameters.
 
@@ -82,6 +69,17 @@ def per_sample_grad_norms(
         Restrict the norm to these parameters of ``module`` (e.g. those of
         the final layer). ``None`` uses every parameter with
         ``requires_grad=True``.
+    route : str, default="auto"
+        How a layer with several exact routes (convolutions, linear layers
+        over sequences) computes its norms: ``"auto"``, ``"estimate"``, or
+        one of ``"gram"``, ``"outer"``, ``"grouped"``, ``"shifted"`` and
+        ``"pixel_gram"``; every route gives the same norms up to rounding.
+        ``"auto"`` times every route that the shape model does not rule
+        out, the first time a layer shape (with its device and dtype) is
+        seen, and keeps the fastest for the process, as cuDNN's benchmark
+        mode does. ``"estimate"`` takes the shape model's
+        choice without timing. A route's name forces that route wherever
+        it applies (elsewhere the shape model chooses). See Notes.
 
     Returns
     -------
@@ -93,12 +91,14 @@ def per_sample_grad_norms(
     ValueError
         If the module's output is not ``(n_samples, n_classes)``, a label is
         not a valid index into it, the output is not finite, probabilities
-        are expected but the output is not in ``[0, 1]``, or a batch norm
-        layer has no running statistics.
+        are expected but the output is not in ``[0, 1]``, a batch norm
+        layer has no running statistics, or ``route`` is unknown.
 
     See Also
     --------
     GraNdPruner : prunes the samples with the smallest gradient norms.
+    grad_norm_routes : the route each layer takes.
+    register_norm_rule : norms from inputs and output gradients for one's own layers.
 
     Notes
     -----
@@ -106,13 +106,21 @@ def per_sample_grad_norms(
     convolution windows, repeated calls) gets the per-sample gradient
     ``sum_t g_t a_t^T``, ``g = dloss/dz``. Its squared norm is
     ``||g||^2 ||a||^2`` for one position, and otherwise either
-    ``sum_{t,s} (a_t . a_s)(g_t . g_s)`` or the norm of the formed
-    gradient, whichever is cheaper. A convolution's positions are its input
-    windows; it takes the cheapest of the Gram form, gradients formed from
-    the gathered windows, and (for grouped convolutions) torch's own
-    weight-gradient kernel, as estimated from the layer's shapes. Parameters
-    shared by several layers have their per-layer gradients formed and added
-    before the norm is taken.
+    ``sum_{t,s} (a_t . a_s)(g_t . g_s)`` (route ``"gram"``) or the norm of
+    the formed gradient (``"outer"``). A convolution's positions are its
+    input windows; besides those two routes on the gathered windows, it has
+    torch's own weight-gradient kernel with the batch folded into the groups
+    (``"grouped"``), for stride 1 one matrix product per kernel offset on
+    shifted slices of the flattened padded input (``"shifted"``), and the
+    Gram form assembled from the products of input pixels (``"pixel_gram"``,
+    for many channels on small maps). Which
+    is fastest depends on the shapes, the device and its libraries; under
+    ``route="auto"`` it is measured on the first batch of every new layer
+    shape (each candidate runs once untimed, then the fastest of up to
+    five interleaved timed runs counts) and reused afterwards, so the
+    first call in a process costs a few extra runs of the norms of its
+    layers. Parameters shared by several layers have their per-layer
+    gradients formed and added before the norm is taken.
     The gradients with respect to the layers' outputs are exact only when
     the network treats samples independently; this is checked on the first
     batch, and layers that fail the check go through the general route.
@@ -137,6 +145,67 @@ def per_sample_grad_norms(
     >>> bool(np.isclose(norms[0], direct, rtol=1e-5))
     True
     """
+    batches = _batches(module, X, y, batch_size, device)
+    return _grad_norms_of_batches(module, batches, criterion=criterion, parameters=parameters,
+                                  route=route)
+
+
+def grad_norm_routes(module, X, y, *, criterion=None, device=None, parameters=None,
+                     route="auto"):
+    """The route each layer's norms take in :func:`per_sample_grad_norms`, on one batch.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+    X : array-like or torch.Tensor of shape (n_samples, ...)
+        One batch (all of it is processed at once).
+    y : array-like of shape (n_samples,)
+    criterion, device, parameters, route
+        As in :func:`per_sample_grad_norms`. With ``route="auto"`` the
+        routes are measured if this process has not seen these layer
+        shapes yet.
+
+    Returns
+    -------
+    routes : dict
+        ``{layer name: route}`` for every layer (named as in
+        ``module.named_modules()``) with parameters in the norm: the name of
+        the route chosen for a layer with several (``"gram"``, ``"outer"``,
+        ``"grouped"``, ``"shifted"``, ``"pixel_gram"``), ``"rule"`` for a
+        layer whose rule has a single route, and ``"general"`` for the
+        general per-sample route.
+
+    See Also
+    --------
+    per_sample_grad_norms : the norms themselves.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skprune.gradients import grad_norm_routes
+    >>> net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.Flatten(),
+    ...                           torch.nn.Linear(4 * 6 * 6, 3))
+    >>> X, y = torch.randn(16, 1, 8, 8), torch.randint(0, 3, (16,))
+    >>> grad_norm_routes(net, X, y, route="gram")
+    {'0': 'gram', '2': 'rule'}
+    """
+    X, target = _checked_inputs(module, X, y, batch_size=1)
+    X, device = _cast(module, X, device)
+    names = {layer: name for name, layer in module.named_modules()}
+    log = {}
+    kind, loss = _per_sample_loss(criterion)
+    check_route(route)
+    with torch.enable_grad(), route_policy(route, log), \
+            _GhostNorms(module, kind, loss, parameters) as ghost:
+        ghost.batch_sq_norms(X.to(device), target.to(device))
+        plan = ghost.plan
+    routes = {names[layer]: log.get(layer, "rule") for layer in plan.layers}
+    for name in plan.general:
+        routes[name.rpartition(".")[0]] = "general"
+    return {name: routes[name] for name in names.values() if name in routes}
+
+
+def _checked_inputs(module, X, y, batch_size):
     if not isinstance(module, nn.Module):
         raise TypeError(f"module must be a torch.nn.Module; got {type(module).__name__}.")
     if not (isinstance(batch_size, (int, np.integer)) and batch_size >= 1):
@@ -148,27 +217,38 @@ def per_sample_grad_norms(
             f"X and y have different lengths: X has shape {tuple(X.shape)} and y has "
             f"{target.shape[0]} labels. Pass one label per sample (batch dimension first)."
         )
+    return X, target
+
+
+def _cast(module, X, device):
+    """``X`` in the module's floating-point dtype, and the device the batches go to."""
     dtype = floating_dtype(module)
     if X.is_floating_point() and dtype is not None:
         X = X.to(dtype)
-    device = module_device(module) if device is None else torch.device(device)
-    batches = (
+    return X, module_device(module) if device is None else torch.device(device)
+
+
+def _batches(module, X, y, batch_size, device):
+    X, target = _checked_inputs(module, X, y, batch_size)
+    X, device = _cast(module, X, device)
+    return (
         (X[start:start + batch_size].to(device), target[start:start + batch_size].to(device))
         for start in range(0, X.shape[0], batch_size)
     )
-    return _grad_norms_of_batches(module, batches, criterion=criterion, parameters=parameters)
 
 
-def _grad_norms_of_batches(module, batches, *, criterion=None, parameters=None):
+def _grad_norms_of_batches(module, batches, *, criterion=None, parameters=None, route="auto"):
     """:func:`per_sample_grad_norms` over ``(inputs, targets)`` batches on the right device.
 
     ``inputs`` may be a tensor or a dict of tensors (passed as keyword
     arguments, as skorch does). Returns an ndarray of float64 norms.
     """
     kind, loss = _per_sample_loss(criterion)
+    check_route(route)
     sq_norms = []
     # Gradients are needed even when the caller runs under torch.no_grad().
-    with torch.enable_grad(), _GhostNorms(module, kind, loss, parameters) as ghost:
+    with torch.enable_grad(), route_policy(route), \
+            _GhostNorms(module, kind, loss, parameters) as ghost:
         for inputs, target in batches:
             sq_norms.append(ghost.batch_sq_norms(inputs, target))
     if not sq_norms:
