@@ -16,6 +16,9 @@ from skorch.callbacks import Callback
 from skorch.dataset import unpack_data
 from skorch.utils import to_device
 
+from ._progress import epoch_callbacks, query_net_verbose
+from .callbacks import PositionBatchSampler, TrainingDynamicsRecorder
+from .exceptions import DegenerateTrainingWarning, TrainingDivergedError
 from .utils._devices import check_device, inputs_device, resolve_device
 from .utils._modules import (
     check_class_outputs,
@@ -33,8 +36,6 @@ from .utils._torch_data import (
     net_targets,
     with_position_labels,
 )
-from ._progress import epoch_callbacks, query_net_verbose
-from .exceptions import DegenerateTrainingWarning, TrainingDivergedError
 
 
 def is_skorch_classifier(estimator):
@@ -239,6 +240,83 @@ def train_query_net(estimator, X, y, seed, *, owner, epochs=None, callbacks=(), 
     return net, kind
 
 
+#: The name of the recorder among a recording query net's callbacks.
+RECORDER_NAME = "skprune_dynamics_recorder"
+
+
+def record_query_training(estimator, X, y, seed, *, owner, record="train", margins=False):
+    """Train a query clone of ``estimator`` on ``(X, y)`` and record its dynamics.
+
+    The clone trains over the estimator's full schedule through the one
+    query path (:func:`train_query_net`), so every row of ``X`` is recorded
+    every epoch, by a :class:`~skprune.callbacks.TrainingDynamicsRecorder`.
+    With ``record="train"`` its batches come from a
+    :class:`~skprune.callbacks.PositionBatchSampler` that keeps the
+    estimator's batch size and shuffling (its ``drop_last`` is ignored, so
+    that no sample misses an epoch). The estimator is never modified.
+
+    Parameters
+    ----------
+    estimator : skorch.NeuralNetClassifier
+    X : array-like or torch Dataset
+    y : ndarray of shape (n_samples,)
+    seed : int
+        Seeds the network's initialisation and the shuffling.
+    owner : str
+        Name of the pruner, used in error messages.
+    record : {"train", "eval"}, default="train"
+        See :class:`~skprune.callbacks.TrainingDynamicsRecorder`.
+    margins : bool, default=False
+        Also record margins.
+
+    Returns
+    -------
+    recorder : skprune.recording.DynamicsRecorder
+        ``correct_``, ``proba_`` and ``margin_``, each of shape
+        ``(n_epochs, n_samples)``.
+
+    Raises
+    ------
+    TrainingDivergedError
+        If the training loss, or a recorded probability, is not finite.
+    """
+    check_skorch_classifier(estimator, owner)
+    params = {}
+    if record == "train":
+        iterator_params = estimator.get_params_for("iterator_train")
+        if any(iterator_params.get(name) is not None for name in ("sampler", "batch_sampler")):
+            raise ValueError(
+                f"{owner} presents every sample once per epoch and tracks which samples "
+                "each batch holds, so the estimator cannot use its own "
+                "iterator_train__sampler or iterator_train__batch_sampler."
+            )
+        batch_size = iterator_params.get("batch_size", estimator.batch_size)
+        if batch_size == -1:
+            batch_size = y.shape[0]
+        params = {
+            "iterator_train__batch_sampler": PositionBatchSampler(
+                y.shape[0], batch_size, shuffle=bool(iterator_params.get("shuffle", False))
+            ),
+            "iterator_train__batch_size": 1,
+            "iterator_train__shuffle": False,
+            "iterator_train__drop_last": False,
+        }
+    net, _ = train_query_net(
+        estimator, X, y, seed, owner=owner,
+        callbacks=[(RECORDER_NAME, TrainingDynamicsRecorder(record=record, margins=margins))],
+        **params,
+    )
+    recorder = dict(net.callbacks_)[RECORDER_NAME].recorder_
+    if not np.isfinite(recorder.proba_).all():
+        raise TrainingDivergedError(
+            f"The query network trained by {owner} diverged: it predicted non-finite "
+            "probabilities. Scores computed from them would be meaningless. Lower the "
+            "estimator's learning rate (lr), add gradient clipping, or check the inputs "
+            "for NaN or huge values."
+        )
+    return recorder
+
+
 def fit_query_net(net, X, y, seed, epochs=None):
     """Fit ``net`` on ``(X, y)`` with the global RNGs seeded by ``seed``; returns ``net``.
 
@@ -377,6 +455,36 @@ def penultimate_features(net, X, target, owner):
     return torch.cat(captured).numpy()
 
 
+def probability_batches(net, X, target, kind):
+    """``(probabilities, targets)`` of every batch of ``X``, in order, as host arrays.
+
+    Computed in eval mode over the net's non-augmenting iterator, one batch
+    at a time, so that a score of the probabilities needs no
+    ``(n_samples, n_classes)`` array in memory.
+
+    Parameters
+    ----------
+    net : skorch.NeuralNetClassifier
+        An initialized net.
+    X : array-like or torch Dataset
+    target : ndarray of int64
+    kind : {"logits", "probabilities"}
+        What the module outputs.
+
+    Yields
+    ------
+    proba : ndarray of float64, shape (batch_size, n_classes)
+    target : ndarray of int64, shape (batch_size,)
+    """
+    with eval_mode(net.module_) as module:
+        for inputs, batch_target in eval_batches(net, net_inputs(X), target):
+            output = _first(forward(module, inputs))
+            check_class_outputs(output, batch_target, kind)
+            output = output.double()
+            proba = output.softmax(1) if kind == "logits" else output
+            yield proba.cpu().numpy(), batch_target.cpu().numpy()
+
+
 def predict_probabilities(net, X, target, kind):
     """Class probabilities of every row of ``X``, in eval mode and without augmentation.
 
@@ -393,11 +501,4 @@ def predict_probabilities(net, X, target, kind):
     -------
     ndarray of float64, shape (n_samples, n_classes)
     """
-    outputs = []
-    with eval_mode(net.module_) as module:
-        for inputs, batch_target in eval_batches(net, net_inputs(X), target):
-            output = _first(forward(module, inputs))
-            check_class_outputs(output, batch_target, kind)
-            output = output.double()
-            outputs.append((output.softmax(1) if kind == "logits" else output).cpu())
-    return torch.cat(outputs).numpy()
+    return np.concatenate([proba for proba, _ in probability_batches(net, X, target, kind)])

@@ -1,5 +1,6 @@
 """The base class of every pruner."""
 
+import inspect
 import math
 import numbers
 import os
@@ -10,8 +11,8 @@ from decimal import ROUND_CEILING, Decimal
 import numpy as np
 import torch
 from imblearn.base import BaseSampler
-from joblib import Parallel, delayed, effective_n_jobs
 from sklearn.base import _fit_context
+from sklearn.utils import get_tags
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import (
@@ -23,20 +24,14 @@ from sklearn.utils.validation import (
 
 from ._context import DataKey, PruningContext
 from ._docstrings import pruner_docstring
-from ._progress import progress
-from .utils._devices import resolve_device
-from .utils._random_state import preserved_random_state, run_seeds
-from .utils._torch_data import take_rows
-from .cache import CacheEntry
-from .exceptions import DegenerateTrainingWarning, StarvedGroupWarning
+from ._runs import run_scores
+from .exceptions import StarvedGroupWarning
 from .quotas import QUOTAS, BaseQuota, allocate_class_counts, make_quota
-from .selection import SELECTIONS, BaseSelection, make_selection
-
-#: Parameters that never change a run's scores: how many rows are kept and
-#: which, where results are cached, and how many runs are combined.
-NON_SCORE_PARAMS = frozenset(
-    {"density", "quota", "selection", "memory", "n_runs", "random_state", "verbose", "n_jobs"}
-)
+from .selection import SELECTIONS, BaseSelection
+from .utils._random_state import preserved_random_state, run_seeds
+from .utils._settings import check_selection_and_schedule
+from .utils._tags import with_pruner_tags
+from .utils._torch_data import take_rows
 
 
 @pruner_docstring
@@ -80,19 +75,6 @@ class DataPruner(BaseSampler):
     # Read by imbalanced-learn's sampler machinery; pruners do not use it.
     sampling_strategy = "auto"
 
-    #: Whether scores are worth caching (training a network) or cheaper to
-    #: recompute than to look up (random draws).
-    _cache_scores = True
-
-    #: Whether scoring reads ``X``; pruners that do not (given or random
-    #: scores) accept ``X=None`` and prune from ``y`` alone.
-    _requires_X = True
-
-    #: Whether scores are real-valued, so that a handful of distinct values
-    #: means a degenerate query network (counts such as forgetting events
-    #: take few values by nature).
-    _continuous_scores = False
-
     _parameter_constraints = {
         "estimator": [HasMethods(["fit", "predict"]), None],
         "density": [Interval(numbers.Real, 0, 1, closed="right")],
@@ -132,8 +114,8 @@ class DataPruner(BaseSampler):
         """Raise, before any training, for settings that cannot give scores.
 
         Parameter validation cannot see combinations (e.g. a window longer
-        than the estimator's schedule); subclasses check them here. Also
-        called by the fairness benchmark before its first cell.
+        than the estimator's schedule); subclasses check them here.
+        :func:`skprune.utils.check_pruner_settings` calls it.
         """
 
     def _combine_runs(self, run_scores):
@@ -193,16 +175,106 @@ class DataPruner(BaseSampler):
         y_kept : same type as y
             Their labels.
         """
+        X_checked, y_checked, one_hot = self._check_inputs(X, y)
+        X_kept, y_kept = self._fit_resample(
+            X_checked, y_checked, groups=_check_groups(groups, y_checked.shape[0])
+        )
+        # The kept rows in the caller's own types: pandas keeps its index,
+        # lists stay lists, a one-hot target stays one-hot.
+        kept = self.sample_indices_
+        if _keeps_own_type(X):
+            X_kept = take_rows(X, kept)
+        if one_hot or _keeps_own_type(y):
+            y_kept = take_rows(y if _keeps_own_type(y) else np.asarray(y), kept)
+        return X_kept, y_kept
+
+    def _fit_resample(self, X, y, groups=None):
+        """Score, allocate and select on validated inputs; sets the fitted attributes.
+
+        Returns
+        -------
+        X_kept, y_kept
+            The kept rows of the validated ``X`` (``None`` when ``X`` is) and
+            ``y``.
+        """
+        owner = type(self).__name__
+        labels = y if groups is None else groups
+        group_labels, group_index = np.unique(labels, return_inverse=True)
+        group_sizes = np.bincount(group_index)
+        n_keep = round(self.density * y.shape[0])
+        if n_keep < group_labels.size:
+            kind = "classes" if groups is None else "groups"
+            raise ValueError(
+                f"density={self.density} keeps round({self.density} * {y.shape[0]}) = "
+                f"{n_keep} samples, fewer than the {group_labels.size} {kind} in the data; "
+                f"every one keeps at least one sample. Use a density of at least "
+                f"{smallest_density(group_labels.size, y.shape[0])}."
+            )
+        # Seeds are drawn in a fixed order whatever the quota, so that scores
+        # and quota statistics depend on neither density nor quota (and can
+        # be cached). With random_state=None they come from numpy's global
+        # generator, as scikit-learn's estimators do; nothing else below
+        # touches a global generator.
+        random_state = check_random_state(self.random_state)
+        score_seed, quota_seed, tie_seed = (
+            int(seed) for seed in random_state.randint(np.iinfo(np.int32).max, size=3)
+        )
+        context = PruningContext(
+            X=X, y=y, groups=groups, group_labels=group_labels, group_index=group_index,
+            group_sizes=group_sizes, n_keep=n_keep, density=self.density, seed=quota_seed,
+            key=DataKey.of(X, y, owner),
+            cacheable_seed=isinstance(self.random_state, numbers.Integral),
+            memory=self.memory, estimator=self.estimator, owner=owner, verbose=self.verbose,
+        )
+        # A bad selection parameter or schedule fails before any network trains.
+        selection = check_selection_and_schedule(self)
+        with preserved_random_state():
+            seeds = run_seeds(score_seed, getattr(self, "n_runs", 1))
+            self.run_scores_ = run_scores(self, context, seeds)
+            self.scores_ = self._combine_runs(self.run_scores_)
+            tie_break = np.random.RandomState(tie_seed)
+            if self.quota is None:
+                self.quota_ = None
+                self.sample_indices_ = selection.select_global(
+                    self.scores_, group_index, n_keep, tie_break
+                )
+            else:
+                # A pruner that the quota fits on the same data (StrategyQ)
+                # reuses this fit's content hash.
+                with context.key.shared(X, y):
+                    self.quota_ = make_quota(self.quota).fit(context)
+                counts = allocate_class_counts(group_sizes, self.quota_.weights_, n_keep)
+                _warn_starved(self.quota_, group_labels, group_sizes, counts, self.density)
+                self.sample_indices_ = selection.select(
+                    self.scores_, group_index, counts, tie_break
+                )
+        self._set_counts(y, context)
+        if groups is not None:
+            _warn_lost_classes(owner, y, self.sample_indices_)
+        kept = self.sample_indices_
+        return (None if X is None else take_rows(X, kept)), y[kept]
+
+    def _check_inputs(self, X, y):
+        """Validated ``X`` (``None`` allowed where scoring does not read it) and labels.
+
+        Returns
+        -------
+        X, y, one_hot
+            ``one_hot``: whether ``y`` came one-hot encoded.
+        """
         if y is None:
             raise ValueError(
                 f"{type(self).__name__} requires y to be passed, but the target y is "
                 "None: pruners keep samples per class."
             )
         if X is None:
-            y_checked, one_hot = self._check_targets(y)
-            self._prune(None, y_checked, _check_groups(groups, y_checked.shape[0]))
-            kept = self.sample_indices_
-            return None, _take_rows(y, np.asarray(y) if one_hot else y_checked, kept)
+            if get_tags(self).pruner_tags.requires_X:
+                raise ValueError(
+                    f"{type(self).__name__} scores the samples themselves, so X cannot be "
+                    "None; pass the data. Only pruners that are given their scores "
+                    "(ScorePruner) or draw them (RandomPruner) prune from y alone."
+                )
+            return (None, *self._check_targets(y))
         n_samples, n_labels = _num_samples_or_len(X), _num_samples_or_len(y)
         if n_samples != n_labels:
             raise ValueError(
@@ -210,14 +282,8 @@ class DataPruner(BaseSampler):
                 f"has {n_labels} labels. Pass one label per sample."
             )
         if isinstance(X, torch.utils.data.Dataset):
-            X_checked = X
-            y_checked, one_hot = self._check_targets(y)
-        else:
-            X_checked, y_checked, one_hot = self._check_X_y(X, y)
-        self._prune(X_checked, y_checked, _check_groups(groups, n_samples))
-        kept = self.sample_indices_
-        y_kept = _take_rows(y, np.asarray(y) if one_hot else y_checked, kept)
-        return _take_rows(X, X_checked, kept), y_kept
+            return (X, *self._check_targets(y))
+        return self._check_X_y(X, y)
 
     def _check_X_y(self, X, y, accept_sparse=None):
         X = validate_data(
@@ -252,77 +318,6 @@ class DataPruner(BaseSampler):
             )
         return y, one_hot
 
-    def _fit_resample(self, X, y):
-        self._prune(X, y)
-        kept = self.sample_indices_
-        return take_rows(X, kept), y[kept]
-
-    def _prune(self, X, y, groups=None, key=None):
-        """Score, allocate and select; sets the fitted attributes.
-
-        ``key`` is the :class:`~skprune._context.DataKey` of a pruner that
-        fits this one on the same data (``StrategyQ``), so that the data is
-        hashed once.
-        """
-        owner = type(self).__name__
-        if X is None and self._requires_X:
-            raise ValueError(
-                f"{owner} scores the samples themselves, so X cannot be None; pass the "
-                "data. Only pruners that are given their scores (ScorePruner) or draw them "
-                "(RandomPruner) prune from y alone."
-            )
-        labels = y if groups is None else groups
-        group_labels, group_index = np.unique(labels, return_inverse=True)
-        group_sizes = np.bincount(group_index)
-        n_keep = round(self.density * y.shape[0])
-        if n_keep < group_labels.size:
-            kind = "classes" if groups is None else "groups"
-            raise ValueError(
-                f"density={self.density} keeps round({self.density} * {y.shape[0]}) = "
-                f"{n_keep} samples, fewer than the {group_labels.size} {kind} in the data; "
-                f"every one keeps at least one sample. Use a density of at least "
-                f"{smallest_density(group_labels.size, y.shape[0])}."
-            )
-        # Seeds are drawn in a fixed order whatever the quota, so that scores
-        # and quota statistics depend on neither density nor quota (and can
-        # be cached). With random_state=None they come from numpy's global
-        # generator, as scikit-learn's estimators do; nothing else below
-        # touches a global generator.
-        random_state = check_random_state(self.random_state)
-        score_seed, quota_seed, tie_seed = (
-            int(seed) for seed in random_state.randint(np.iinfo(np.int32).max, size=3)
-        )
-        context = PruningContext(
-            X=X, y=y, groups=groups, group_labels=group_labels, group_index=group_index,
-            group_sizes=group_sizes, n_keep=n_keep, density=self.density, seed=quota_seed,
-            key=key if key is not None else DataKey(X, y, owner),
-            cacheable_seed=isinstance(self.random_state, numbers.Integral),
-            memory=self.memory, estimator=self.estimator, owner=owner, verbose=self.verbose,
-        )
-        # A bad selection parameter or schedule fails before any network trains.
-        selection = make_selection(self.selection)
-        selection._validate_params()
-        self._check_before_scoring()
-        with preserved_random_state():
-            self.scores_ = self._scores(context, score_seed)
-            tie_break = np.random.RandomState(tie_seed)
-            if self.quota is None:
-                self.quota_ = None
-                self.sample_indices_ = selection.select_global(
-                    self.scores_, group_index, n_keep, tie_break
-                )
-            else:
-                self.quota_ = make_quota(self.quota).fit(context)
-                counts = allocate_class_counts(group_sizes, self.quota_.weights_, n_keep)
-                _warn_starved(self.quota_, group_labels, group_sizes, counts, self.density)
-                self.sample_indices_ = selection.select(
-                    self.scores_, group_index, counts, tie_break
-                )
-        self._set_counts(y, context)
-        if groups is not None:
-            _warn_lost_classes(owner, y, self.sample_indices_)
-        return context
-
     def _set_counts(self, y, context):
         self.class_counts_, self.class_densities_ = _kept_per(y, self.sample_indices_)
         self.sampling_strategy_ = dict(self.class_counts_)
@@ -336,67 +331,16 @@ class DataPruner(BaseSampler):
         if self.quota_ is not None:
             kind = "class" if context.groups is None else "group"
             setattr(self, f"{kind}_weights_", dict(zip(context.group_labels.tolist(),
-                                                       self.quota_.weights_.tolist())))
+                                                       self.quota_.weights_.tolist(),
+                                                       strict=True)))
             if hasattr(self.quota_, "group_recall_"):
                 setattr(self, f"{kind}_recall_", self.quota_.group_recall_)
 
-    def _scores(self, context, seed):
-        """Scores of every row: each run read from the cache or computed, checked, combined."""
-        owner = context.owner
-        cacheable = self._cache_scores and context.data_key is not None
-        score_params = {
-            name: value for name, value in self.get_params(deep=False).items()
-            if name not in NON_SCORE_PARAMS
-        }
-        n_samples = context.n_samples
-        seeds = run_seeds(seed, getattr(self, "n_runs", 1))
-        entries = [
-            CacheEntry(
-                self.memory,
-                (type(self), score_params, context.data_key, run_seed) if cacheable else None,
-                check=lambda result: check_scores(result["scores"], n_samples, owner),
-                what=f"{owner} scores",
-            )
-            for run_seed in seeds
-        ]
-        results = [entry.load() for entry in entries]
-        missing = [run for run, result in enumerate(results) if result is None]
-        with progress(len(missing), f"{owner} query runs", self.verbose) as bar:
-            for run, scores in self._compute_runs(context, [seeds[run] for run in missing]):
-                results[missing[run]] = entries[missing[run]].store({"scores": scores})
-                bar.update()
-        run_scores = []
-        for result in results:
-            scores = result["scores"].astype(float)
-            if self._continuous_scores:
-                _warn_collapsed(scores, owner)
-            run_scores.append(scores)
-        self.run_scores_ = np.stack(run_scores)
-        return self._combine_runs(self.run_scores_)
-
-    def _compute_runs(self, context, seeds):
-        """``(position, scores)`` of every run seed, as the runs finish.
-
-        With ``n_jobs`` other than 1 the runs train in parallel worker
-        processes (joblib), one per CUDA device in turn when the estimator
-        runs on CUDA and several devices are visible. Every run is seeded on
-        its own, so the scores are those of the sequential runs.
-        """
-        n_jobs = 1 if self.n_jobs is None else self.n_jobs
-        if len(seeds) <= 1 or effective_n_jobs(n_jobs) == 1:
-            for position, run_seed in enumerate(seeds):
-                yield position, self._score_run(context.X, context.y, run_seed)
-            return
-        devices = _run_devices(self.estimator, len(seeds))
-        threads = max(1, torch.get_num_threads() // min(effective_n_jobs(n_jobs), len(seeds)))
-        tasks = (delayed(_score_run_in_worker)(self, context.X, context.y, run_seed, device,
-                                               threads)
-                 for run_seed, device in zip(seeds, devices))
-        outputs = Parallel(n_jobs=n_jobs, return_as="generator")(tasks)
-        yield from enumerate(outputs)
-
     def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
+        tags = with_pruner_tags(super().__sklearn_tags__())
+        # The runs a strategy's authors combine are its n_runs default.
+        n_runs = inspect.signature(type(self)).parameters.get("n_runs")
+        tags.pruner_tags.query_runs = 1 if n_runs is None else n_runs.default
         tags.input_tags.sparse = True
         tags.input_tags.allow_nan = False
         tags.input_tags.string = False
@@ -408,25 +352,6 @@ def _num_samples_or_len(obj):
     if isinstance(obj, torch.utils.data.Dataset):
         return len(obj)
     return _num_samples(obj)
-
-
-def _run_devices(estimator, n_runs):
-    """The device of every parallel run: CUDA devices in turn, or ``None`` (unchanged)."""
-    device = getattr(estimator, "device", None)
-    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    if count > 1 and str(resolve_device(device)) == "cuda":
-        return [f"cuda:{run % count}" for run in range(n_runs)]
-    return [None] * n_runs
-
-
-def _score_run_in_worker(pruner, X, y, seed, device, threads):
-    """One run's scores in a worker process, on ``device`` with ``threads`` torch threads."""
-    torch.set_num_threads(threads)
-    if device is not None:
-        # The worker's own copy of the pruner: its estimator may be changed.
-        pruner.estimator.set_params(device=device)
-    with preserved_random_state():
-        return pruner._score_run(X, y, seed)
 
 
 def _check_groups(groups, n_samples):
@@ -451,15 +376,13 @@ def _kept_per(labels, kept):
     values, index = np.unique(labels, return_inverse=True)
     sizes = np.bincount(index)
     counts = np.bincount(index[kept], minlength=values.size)
-    return (dict(zip(values.tolist(), counts.tolist())),
-            dict(zip(values.tolist(), (counts / sizes).tolist())))
+    return (dict(zip(values.tolist(), counts.tolist(), strict=True)),
+            dict(zip(values.tolist(), (counts / sizes).tolist(), strict=True)))
 
 
-def _take_rows(original, checked, indices):
-    """Kept rows in the caller's own type: pandas keeps its index, lists stay lists."""
-    if isinstance(original, (torch.utils.data.Dataset, list)) or hasattr(original, "iloc"):
-        return take_rows(original, indices)
-    return checked[indices]
+def _keeps_own_type(obj):
+    """Whether kept rows are taken from the caller's object rather than its validated copy."""
+    return isinstance(obj, (torch.utils.data.Dataset, list)) or hasattr(obj, "iloc")
 
 
 def smallest_density(n_groups, n_samples, digits=3):
@@ -494,47 +417,6 @@ def smallest_density(n_groups, n_samples, digits=3):
     return format(min(density, Decimal(1)).normalize(), "f")
 
 
-def check_scores(scores, n_samples, owner):
-    """Raise a ``ValueError`` unless ``scores`` is one finite real number per row.
-
-    Parameters
-    ----------
-    scores : ndarray
-    n_samples : int
-    owner : str
-        Name of the pruner, for the message.
-    """
-    scores = np.asarray(scores)
-    if scores.shape != (n_samples,):
-        raise ValueError(
-            f"{owner} scores must be one number per row, shape ({n_samples},); got shape "
-            f"{scores.shape}"
-        )
-    if scores.dtype.kind not in "biuf":
-        raise ValueError(f"{owner} scores must be real numbers; got dtype {scores.dtype}")
-    if not np.all(np.isfinite(scores)):
-        raise ValueError(
-            f"{owner} scores must be finite; {int(np.sum(~np.isfinite(scores)))} of "
-            f"{n_samples} are NaN or infinite"
-        )
-
-
-def _warn_collapsed(scores, owner):
-    # Continuous scores with a handful of distinct values mean the query
-    # network's outputs saturated onto a few patterns (e.g. after an
-    # exploding learning rate): the ranking is then mostly tie breaks.
-    distinct = np.unique(scores).size
-    if scores.size >= 20 and distinct <= 2:
-        warnings.warn(
-            f"{owner}'s scores collapsed onto {distinct} distinct value(s) over "
-            f"{scores.size} rows: its query network is degenerate (typically a learning "
-            "rate (lr) far too large, or unscaled inputs), so the selection is close to "
-            "arbitrary. Lower the estimator's lr or check the inputs.",
-            DegenerateTrainingWarning,
-            stacklevel=4,
-        )
-
-
 def _warn_lost_classes(owner, y, kept):
     # Quotas and the guaranteed row are per group: a class that spans
     # several groups can lose every row.
@@ -558,7 +440,7 @@ def _warn_starved(quota, group_labels, group_sizes, counts, density):
     names = group_labels[starved].tolist()
     detail = ", ".join(
         f"{label}: {count} of {size}"
-        for label, count, size in zip(names, counts[starved], group_sizes[starved])
+        for label, count, size in zip(names, counts[starved], group_sizes[starved], strict=True)
     )
     hint = quota._starvation_hint()
     warnings.warn(

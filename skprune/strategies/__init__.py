@@ -1,15 +1,15 @@
 """Pruning strategies: each one only defines how samples are scored."""
 
 from ._aum import AUMPruner
-from ._coreset import CoreSetPruner, k_center_order, pick_order_scores
+from ._coreset import CoreSetPruner
 from ._dynamic_uncertainty import DynamicUncertaintyPruner
 from ._el2n import EL2NPruner
 from ._forgetting import ForgettingPruner
 from ._grand import GraNdPruner
-from ._prototype import PrototypePruner, prototype_distances
+from ._prototype import PrototypePruner
 from ._random_pruner import RandomPruner
 from ._score_pruner import ScorePruner
-from ._uncertainty import UncertaintyPruner, uncertainty
+from ._uncertainty import UncertaintyPruner
 
 __all__ = [
     "AUMPruner",
@@ -22,8 +22,4 @@ __all__ = [
     "RandomPruner",
     "ScorePruner",
     "UncertaintyPruner",
-    "k_center_order",
-    "pick_order_scores",
-    "prototype_distances",
-    "uncertainty",
 ]

@@ -1,6 +1,7 @@
 """Area-under-the-margin pruning (Pleiss et al., 2020)."""
 
 from .._docstrings import pruner_docstring
+from ..scores import area_under_margin
 from ._base import TrainingDynamicsPruner
 
 
@@ -73,8 +74,12 @@ class AUMPruner(TrainingDynamicsPruner):
     (539, 64)
     """
 
-    _continuous_scores = True
     _records_margins = True
 
     def _score_record(self, recorder):
-        return -recorder.margin_.mean(axis=0, dtype=float)
+        return -area_under_margin(recorder.margin_)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.pruner_tags.continuous_scores = True
+        return tags

@@ -5,8 +5,8 @@ from numbers import Integral
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from .._docstrings import pruner_docstring
-from .._dynamics import dynamic_uncertainty
 from .._query_training import check_skorch_classifier
+from ..scores import dynamic_uncertainty
 from ._base import TrainingDynamicsPruner
 
 
@@ -99,8 +99,6 @@ class DynamicUncertaintyPruner(TrainingDynamicsPruner):
     (1797,)
     """
 
-    _continuous_scores = True
-
     _parameter_constraints = {
         **TrainingDynamicsPruner._parameter_constraints,
         "window": [Interval(Integral, 2, None, closed="left")],
@@ -140,3 +138,8 @@ class DynamicUncertaintyPruner(TrainingDynamicsPruner):
 
     def _score_record(self, recorder):
         return dynamic_uncertainty(recorder.proba_, window=self.window, windows=self.windows)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.pruner_tags.continuous_scores = True
+        return tags

@@ -1,11 +1,10 @@
 """EL2N pruning: error norms early in training (Paul et al., 2021)."""
 
 import numpy as np
-import torch
 
-from .._query_training import eval_batches
-from ..utils._modules import check_class_outputs, eval_mode, forward
 from .._docstrings import pruner_docstring
+from .._query_training import probability_batches
+from ..scores import el2n
 from ._base import QueryNetPruner
 
 
@@ -80,15 +79,13 @@ class EL2NPruner(QueryNetPruner):
     True
     """
 
-    _default_epoch_fraction = 0.1
-
     def _score_net(self, net, kind, X, target):
-        scores = []
-        with eval_mode(net.module_) as module:
-            for inputs, target in eval_batches(net, X, target):
-                output = forward(module, inputs)
-                check_class_outputs(output, target, kind)
-                error = output.softmax(1) if kind == "logits" else output.clone()
-                error[torch.arange(target.shape[0], device=error.device), target] -= 1
-                scores.append(torch.linalg.vector_norm(error, dim=1).double().cpu())
-        return torch.cat(scores).numpy() if scores else np.zeros(0)
+        return np.concatenate([
+            el2n(proba, batch_target)
+            for proba, batch_target in probability_batches(net, X, target, kind)
+        ])
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.pruner_tags.query_fraction = 0.1
+        return tags

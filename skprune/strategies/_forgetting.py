@@ -3,7 +3,7 @@
 from sklearn.utils._param_validation import StrOptions
 
 from .._docstrings import pruner_docstring
-from .._dynamics import forgetting_events
+from ..scores import forgetting_events
 from ._base import TrainingDynamicsPruner
 
 

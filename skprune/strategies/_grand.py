@@ -4,10 +4,10 @@ import itertools
 
 from sklearn.utils._param_validation import StrOptions
 
-from .._query_training import eval_batches
-from ..utils._modules import final_linear
-from ..gradients import _grad_norms_of_batches
 from .._docstrings import pruner_docstring
+from .._query_training import eval_batches
+from ..gradients import _grad_norms_of_batches
+from ..utils._modules import final_linear
 from ._base import QueryNetPruner
 
 
@@ -89,8 +89,6 @@ class GraNdPruner(QueryNetPruner):
     True
     """
 
-    _default_epoch_fraction = 0.1
-
     _parameter_constraints = {
         **QueryNetPruner._parameter_constraints,
         "layers": [StrOptions({"all", "last"})],
@@ -122,3 +120,8 @@ class GraNdPruner(QueryNetPruner):
         # label smoothing the net trains with.
         criterion = "cross_entropy" if kind == "logits" else "nll"
         return _grad_norms_of_batches(module, batches, criterion=criterion, parameters=parameters)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.pruner_tags.query_fraction = 0.1
+        return tags

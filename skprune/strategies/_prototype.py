@@ -2,11 +2,11 @@
 
 from numbers import Integral
 
-import numpy as np
 from sklearn.utils._param_validation import Interval
 
 from .._docstrings import pruner_docstring
 from .._query_training import penultimate_features
+from ..scores import prototype_distances
 from ._base import QueryNetPruner
 
 
@@ -98,29 +98,3 @@ class PrototypePruner(QueryNetPruner):
         return prototype_distances(penultimate_features(net, X, target, type(self).__name__),
                                    target)
 
-
-def prototype_distances(features, y):
-    """Euclidean distance of every row to the mean of its class's rows.
-
-    Parameters
-    ----------
-    features : ndarray of shape (n_samples, n_features)
-    y : ndarray of shape (n_samples,)
-
-    Returns
-    -------
-    distances : ndarray of shape (n_samples,)
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from skprune.strategies import prototype_distances
-    >>> prototype_distances(np.array([[0.0], [2.0], [10.0]]), np.array([0, 0, 1]))
-    array([1., 1., 0.])
-    """
-    features = np.asarray(features, dtype=float).reshape(len(y), -1)
-    distances = np.empty(len(y))
-    for label in np.unique(y):
-        rows = y == label
-        distances[rows] = np.linalg.norm(features[rows] - features[rows].mean(axis=0), axis=1)
-    return distances

@@ -59,8 +59,12 @@ class RandomPruner(DataPruner):
     True
     """
 
-    _cache_scores = False
-    _requires_X = False
-
     def _score_run(self, X, y, seed):
         return np.random.RandomState(seed).uniform(size=y.shape[0])
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.pruner_tags.query_fraction = None
+        tags.pruner_tags.requires_X = False
+        tags.pruner_tags.cache_scores = False
+        return tags

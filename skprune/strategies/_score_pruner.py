@@ -59,9 +59,6 @@ class ScorePruner(DataPruner):
     True
     """
 
-    _cache_scores = False
-    _requires_X = False
-
     _parameter_constraints = {
         **DataPruner._parameter_constraints,
         "scores": ["array-like", callable, None],
@@ -83,3 +80,10 @@ class ScorePruner(DataPruner):
             )
         scores = self.scores(X, y) if callable(self.scores) else self.scores
         return np.asarray(scores)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.pruner_tags.query_fraction = None
+        tags.pruner_tags.requires_X = False
+        tags.pruner_tags.cache_scores = False
+        return tags

@@ -6,10 +6,9 @@ import numpy as np
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from .._docstrings import pruner_docstring
-from .._query_training import predict_probabilities
+from .._query_training import probability_batches
+from ..scores import UNCERTAINTY_MEASURES, uncertainty
 from ._base import QueryNetPruner
-
-MEASURES = ("least_confidence", "margin", "entropy")
 
 
 @pruner_docstring
@@ -80,7 +79,7 @@ class UncertaintyPruner(QueryNetPruner):
 
     _parameter_constraints = {
         **QueryNetPruner._parameter_constraints,
-        "measure": [StrOptions(set(MEASURES))],
+        "measure": [StrOptions(set(UNCERTAINTY_MEASURES))],
         "n_runs": [Interval(Integral, 1, None, closed="left")],
     }
 
@@ -97,42 +96,6 @@ class UncertaintyPruner(QueryNetPruner):
         self.measure = measure
 
     def _score_net(self, net, kind, X, target):
-        return uncertainty(predict_probabilities(net, X, target, kind), self.measure)
+        batches = probability_batches(net, X, target, kind)
+        return np.concatenate([uncertainty(proba, self.measure) for proba, _ in batches])
 
-
-def uncertainty(proba, measure="least_confidence"):
-    """Uncertainty of every row of class probabilities; higher = more uncertain.
-
-    Parameters
-    ----------
-    proba : array-like of shape (n_samples, n_classes)
-        Rows of probabilities.
-    measure : {"least_confidence", "margin", "entropy"}, default="least_confidence"
-
-    Returns
-    -------
-    ndarray of shape (n_samples,)
-
-    Examples
-    --------
-    >>> from skprune.strategies import uncertainty
-    >>> proba = [[1.0, 0.0, 0.0], [0.5, 0.3, 0.2]]
-    >>> uncertainty(proba).tolist(), uncertainty(proba, "margin").tolist()
-    ([0.0, 0.5], [0.0, 0.8])
-    >>> uncertainty(proba, "entropy").round(4).tolist()
-    [0.0, 1.0297]
-    """
-    proba = np.asarray(proba, dtype=float)
-    if proba.ndim != 2:
-        raise ValueError(f"proba must be 2-D (n_samples, n_classes); got shape {proba.shape}.")
-    if measure == "least_confidence":
-        return 1.0 - proba.max(axis=1)
-    if measure == "margin":
-        if proba.shape[1] < 2:
-            return np.zeros(proba.shape[0])
-        top_two = np.sort(proba, axis=1)[:, -2:]
-        return 1.0 - (top_two[:, 1] - top_two[:, 0])
-    if measure == "entropy":
-        logs = np.log(np.where(proba > 0, proba, 1.0))
-        return 0.0 - (proba * logs).sum(axis=1)
-    raise ValueError(f"measure must be one of {MEASURES}; got {measure!r}.")
