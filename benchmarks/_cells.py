@@ -6,15 +6,16 @@ data (a settings dict, a cell, a cache path), not data sets or estimators.
 
 import inspect
 import math
+import random
 import time
+from contextlib import contextmanager
 
 import numpy as np
 import torch
-from sklearn.base import clone
+from sklearn.base import clone, is_classifier
+from skorch import NeuralNet
 
 from skprune import MetriQ, class_recall_report, group_recall_report, make_pipeline
-from skprune._query_training import is_skorch_classifier
-from skprune.utils._random_state import seeded
 from skprune.models import MODELS, make_net
 
 from ._config import BenchmarkConfig, Cell, InvalidConfigError, corrected_epochs
@@ -52,7 +53,7 @@ def make_base_net(config, data):
             f"--model {config.model} must be callable as function(n_classes=..., "
             f"input_shape=...) and return a skorch classifier ({exc})."
         ) from None
-    if not is_skorch_classifier(net):
+    if not (isinstance(net, NeuralNet) and is_classifier(net)):
         raise InvalidConfigError(
             f"--model {config.model} must return a skorch classifier (for example "
             f"skorch.NeuralNetClassifier(...)); got {type(net).__name__}."
@@ -154,7 +155,7 @@ class PrunerFactory:
         return net
 
     def pruner(self, protocol, strategy_name, *, density, seed, memory):
-        """The pruner of a protocol (DESIGN.md section 2), or ``None`` for ``Full``.
+        """The pruner of a protocol (the user guide's Protocols page), or ``None`` for Full.
 
         Every pruner gets the integer ``seed`` and the shared ``memory``:
         scores and MetriQ recalls then depend on neither the density nor the
@@ -311,6 +312,26 @@ def run_cell(settings, cell, cache_dir, fingerprint, torch_threads=None):
     if groups_eval:
         row.update(group_fields(data, y_eval, y_pred, groups_eval[0], pruner))
     return row
+
+
+@contextmanager
+def seeded(seed):
+    """Context with torch's, numpy's and Python's global generators seeded, then restored.
+
+    A cell's final network must not depend on what ran before it in its
+    worker, or a resumed run would differ from an uninterrupted one.
+    """
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        np.random.seed(seed % 2**32)
+        random.seed(seed)
+        try:
+            yield
+        finally:
+            random.setstate(python_state)
+            np.random.set_state(numpy_state)
 
 
 def group_fields(data, y_true, y_pred, groups, pruner):

@@ -6,6 +6,7 @@ checks behave the same everywhere.
 """
 
 import itertools
+import math
 import warnings
 
 import numpy as np
@@ -85,40 +86,48 @@ class QueryTrainingMonitor(Callback):
 
     def initialize(self):
         self.start_loss_ = None
-        self.predicted_ = None
-        self.labels_ = None
+        self.n_labels_ = None
+        self.predicted_ = []
+        self.targets_ = []
+        self.single_class_ = None
         return self
 
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        # The labels of an epoch are those given to fit (every query net
+        # trains on all of them); only without y are they read per batch.
+        self.n_labels_ = None if y is None else np.unique(np.asarray(y)).size
+
     def on_epoch_begin(self, net, **kwargs):
-        self.predicted_ = self.labels_ = None
+        self.predicted_, self.targets_ = [], []
 
     def on_batch_end(self, net, batch=None, training=None, loss=None, y_pred=None, **kwargs):
+        # Per batch only what costs nothing: skorch has already copied the
+        # loss to the host, and an arg-max is one small kernel. The counting
+        # happens once per epoch.
         if not training:
             return
         if loss is not None:
-            value = torch.as_tensor(loss).detach()
-            if not torch.isfinite(value).all():
-                self._diverged(net, f"its loss became {float(value)}")
+            value = float(loss.detach()) if isinstance(loss, torch.Tensor) else float(loss)
+            if not math.isfinite(value):
+                self._diverged(net, f"its loss became {value}")
             if self.start_loss_ is None:
-                self.start_loss_ = float(value)
+                self.start_loss_ = value
         if isinstance(y_pred, (tuple, list)):
             y_pred = y_pred[0]
-        target = unpack_data(batch)[1]
-        if isinstance(y_pred, torch.Tensor) and y_pred.dim() == 2 and target is not None:
-            with torch.no_grad():
-                n_outputs = y_pred.shape[1]
-                predicted = torch.bincount(y_pred.argmax(1), minlength=n_outputs)
-                labels = torch.bincount(
-                    torch.as_tensor(target, device=y_pred.device).long().clamp(0, n_outputs - 1),
-                    minlength=n_outputs,
-                )
-            if self.predicted_ is None:
-                self.predicted_, self.labels_ = predicted, labels
-            else:
-                self.predicted_ += predicted
-                self.labels_ += labels
+        if isinstance(y_pred, torch.Tensor) and y_pred.dim() == 2:
+            self.predicted_.append(y_pred.detach().argmax(1))
+            if self.n_labels_ is None:
+                self.targets_.append(torch.as_tensor(unpack_data(batch)[1]))
 
     def on_epoch_end(self, net, **kwargs):
+        if self.predicted_:
+            predicted = torch.cat(self.predicted_)
+            n_labels = self.n_labels_
+            if n_labels is None:
+                n_labels = torch.unique(torch.cat([t.reshape(-1).cpu() for t in self.targets_]))
+                n_labels = n_labels.numel()
+            self.single_class_ = bool((predicted == predicted[0]).all()) and n_labels > 1
+            self.predicted_, self.targets_ = [], []
         epoch_loss = net.history[-1].get("train_loss")
         if epoch_loss is None or self.start_loss_ is None:
             return
@@ -130,14 +139,10 @@ class QueryTrainingMonitor(Callback):
             )
 
     def on_train_end(self, net, **kwargs):
-        if self.predicted_ is None:
-            return
-        predicted = int(torch.count_nonzero(self.predicted_))
-        labels = int(torch.count_nonzero(self.labels_))
-        if predicted == 1 and labels > 1:
+        if self.single_class_:
             warnings.warn(
                 f"The query network trained by {self.owner} predicted a single class for "
-                f"every training sample in its last epoch, although the data has {labels} "
+                "every training sample in its last epoch, although the data has several "
                 "classes: it learnt nothing to score with, and the selection is close to "
                 "arbitrary. Lower (or raise) the estimator's learning rate (lr), train "
                 "longer, or check the inputs' scale.",

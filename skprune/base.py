@@ -1,5 +1,6 @@
 """The base class of every pruner."""
 
+import functools
 import inspect
 import math
 import numbers
@@ -301,7 +302,7 @@ class DataPruner(BaseSampler):
         if one_hot:
             y = y.argmax(axis=1)
             target_type = type_of_target(y)
-        else:
+        elif y.ndim != 1:
             y = column_or_1d(y, warn=True)
             target_type = type_of_target(y, input_name="y", raise_unknown=True)
         if target_type not in ("binary", "multiclass"):
@@ -311,7 +312,7 @@ class DataPruner(BaseSampler):
                 f"{target_type} target. Pruners select samples per class, so "
                 "continuous or multi-output targets are not supported."
             )
-        if np.unique(y).size < 2:
+        if target_type == "binary" and np.unique(y).size < 2:
             raise ValueError(
                 f"y has a single class ({np.unique(y)[0]!r}); pruning with class "
                 "quotas needs at least two classes."
@@ -319,14 +320,21 @@ class DataPruner(BaseSampler):
         return y, one_hot
 
     def _set_counts(self, y, context):
-        self.class_counts_, self.class_densities_ = _kept_per(y, self.sample_indices_)
+        if context.groups is None:  # the groups are the classes, already counted
+            self.class_counts_, self.class_densities_ = _kept_per(
+                context.group_labels, context.group_index, self.sample_indices_
+            )
+        else:
+            self.class_counts_, self.class_densities_ = _kept_per(
+                *np.unique(y, return_inverse=True), self.sample_indices_
+            )
         self.sampling_strategy_ = dict(self.class_counts_)
         for name in ("group_counts_", "group_densities_", "class_weights_",
                      "group_weights_", "class_recall_", "group_recall_"):
             self.__dict__.pop(name, None)
         if context.groups is not None:
             self.group_counts_, self.group_densities_ = _kept_per(
-                context.groups, self.sample_indices_
+                context.group_labels, context.group_index, self.sample_indices_
             )
         if self.quota_ is not None:
             kind = "class" if context.groups is None else "group"
@@ -338,14 +346,22 @@ class DataPruner(BaseSampler):
 
     def __sklearn_tags__(self):
         tags = with_pruner_tags(super().__sklearn_tags__())
-        # The runs a strategy's authors combine are its n_runs default.
-        n_runs = inspect.signature(type(self)).parameters.get("n_runs")
-        tags.pruner_tags.query_runs = 1 if n_runs is None else n_runs.default
+        tags.pruner_tags.query_runs = _default_n_runs(type(self))
         tags.input_tags.sparse = True
         tags.input_tags.allow_nan = False
         tags.input_tags.string = False
         tags.sampler_tags.sample_indices = True
         return tags
+
+
+@functools.cache
+def _default_n_runs(pruner_class):
+    """The default of a pruner class's ``n_runs``, or 1 without one.
+
+    The runs a strategy's authors combine are its ``n_runs`` default.
+    """
+    n_runs = inspect.signature(pruner_class).parameters.get("n_runs")
+    return 1 if n_runs is None else n_runs.default
 
 
 def _num_samples_or_len(obj):
@@ -371,10 +387,12 @@ def _check_groups(groups, n_samples):
     return groups
 
 
-def _kept_per(labels, kept):
-    """Kept rows and kept fraction of every label, as two dicts."""
-    values, index = np.unique(labels, return_inverse=True)
-    sizes = np.bincount(index)
+def _kept_per(values, index, kept):
+    """Kept rows and kept fraction of every label, as two dicts.
+
+    ``values`` and ``index`` are ``np.unique(labels, return_inverse=True)``.
+    """
+    sizes = np.bincount(index, minlength=values.size)
     counts = np.bincount(index[kept], minlength=values.size)
     return (dict(zip(values.tolist(), counts.tolist(), strict=True)),
             dict(zip(values.tolist(), (counts / sizes).tolist(), strict=True)))

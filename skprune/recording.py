@@ -182,7 +182,10 @@ class DynamicsRecorder:
         if not self._pending:
             return
         pending, self._pending, self._pending_rows = self._pending, [], 0
-        outputs = torch.cat([torch.as_tensor(batch) for _, batch, _ in pending])
+        outputs = [batch for _, batch, _ in pending]
+        if not all(isinstance(batch, torch.Tensor) for batch in outputs):
+            outputs = [torch.as_tensor(batch) for batch in outputs]
+        outputs = torch.cat(outputs)
         if outputs.ndim != 2:
             raise ValueError(
                 "DynamicsRecorder expects the network to output (batch, n_classes) class "
@@ -241,10 +244,15 @@ class DynamicsRecorder:
 
 
 def _concatenate(parts):
-    """One tensor of the batches' values, on the device of the first (one copy, not one a batch)."""
-    parts = [torch.as_tensor(part).reshape(-1) for part in parts]
-    device = parts[0].device
-    return torch.cat([part if part.device == device else part.to(device) for part in parts])
+    """One flat tensor of the batches' values (one copy, not one a batch)."""
+    if all(isinstance(part, torch.Tensor) for part in parts):
+        device = parts[0].device
+        if all(part.device == device for part in parts):
+            return torch.cat(parts).reshape(-1)
+        return torch.cat([part.to(device) for part in parts]).reshape(-1)
+    if all(isinstance(part, np.ndarray) for part in parts):
+        return torch.from_numpy(np.concatenate(parts).reshape(-1))
+    return torch.cat([torch.as_tensor(part).reshape(-1) for part in parts])
 
 
 def _margin(outputs, targets, kind):

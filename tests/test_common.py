@@ -1,10 +1,14 @@
-"""scikit-learn's and imbalanced-learn's estimator checks on every pruner and quota.
+"""Estimator checks on every pruner and quota: scikit-learn's, imbalanced-learn's, skprune's.
 
 Pruners are discovered from ``skprune.__all__`` and quotas from
 ``skprune.quotas.__all__``: every pruner runs the checks with its default
 quota, and every quota runs them inside a ``RandomPruner`` (cheap scores,
-so the checks exercise the quota). A new pruner or quota only needs an
-entry in ``make_instance`` below.
+so the checks exercise the quota). skprune's own checks
+(:mod:`skprune.utils.estimator_checks`) hold the pruner guarantees: exact
+kept counts, a row of every class, sorted ``sample_indices_``, untouched
+global random states, cached and validated scores. A new pruner or quota
+only needs its constructor arguments in ``PRUNER_ARGS`` or ``QUOTA_ARGS``
+below; a test fails until it has them.
 """
 
 import inspect
@@ -17,8 +21,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.utils.estimator_checks import parametrize_with_checks as sklearn_checks
 
 import skprune
-from skprune import quotas
-from skprune.base import DataPruner
+from skprune import DataPruner, quotas
+from skprune.utils.estimator_checks import parametrize_with_checks as skprune_checks
 
 
 class AnyDtypeMLP(TinyMLP):
@@ -37,7 +41,6 @@ def tiny_net(**params):
     return make_tiny_net(**{"module": AnyDtypeMLP, "max_epochs": 2, "batch_size": 16, **params})
 
 
-#: Constructor arguments of every public pruner and quota.
 def row_sums(X, y):
     """Precomputed-score stand-in: any numeric input, dense or sparse."""
     return np.asarray(X.sum(axis=1), dtype=float).ravel()
@@ -117,6 +120,11 @@ def test_sklearn_compatible(estimator, check):
 @stable_ids(imblearn_checks(instances()))
 def test_imblearn_compatible(estimator, check):
     check(estimator)
+
+
+@skprune_checks(instances())
+def test_pruner_guarantees(pruner, check):
+    check(pruner)
 
 
 @pytest.mark.parametrize("name", PRUNERS)

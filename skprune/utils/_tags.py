@@ -31,7 +31,9 @@ class PrunerTags:
     query_runs : int, default=1
         Independent query trainings the strategy's authors combine (5 for
         EL2N and GraNd); the fairness benchmark's DRoP protocol uses it as
-        ``n_runs``.
+        ``n_runs``. :class:`~skprune.DataPruner` sets it to the default of
+        the pruner's own ``n_runs`` parameter (skprune's defaults follow the
+        original papers), or 1 for a pruner without one.
     requires_X : bool, default=True
         Whether scoring reads the samples. A pruner that does not (given or
         random scores) accepts ``X=None`` and prunes from ``y`` alone.
