@@ -353,24 +353,22 @@ def _density(text):
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive integer; got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer; got {text!r}")
-    return value
+def _number(cast, accept, what):
+    """An argparse type: ``cast(text)``, refused unless ``accept(value)``."""
+    def parse(text):
+        try:
+            value = cast(text)
+        except ValueError:
+            value = None
+        if value is None or not accept(value):
+            raise argparse.ArgumentTypeError(f"must be {what}; got {text!r}")
+        return value
+    return parse
 
 
-def _nonzero_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a non-zero integer; got {text!r}") from None
-    if value == 0:
-        raise argparse.ArgumentTypeError("must be a non-zero integer (-1: every core); got 0")
-    return value
+_positive_int = _number(int, lambda value: value >= 1, "a positive integer")
+_nonzero_int = _number(int, lambda value: value != 0, "a non-zero integer (-1: every core)")
+_positive_float = _number(float, lambda value: 0 < value < float("inf"), "a positive number")
 
 
 def _device(text):
@@ -379,16 +377,6 @@ def _device(text):
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
     return text
-
-
-def _positive_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive number; got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number; got {text!r}")
-    return value
 
 
 def _path(text):

@@ -469,10 +469,8 @@ def probability_batches(net, X, target, kind):
 
     Parameters
     ----------
-    net : skorch.NeuralNetClassifier
-        An initialized net.
-    X : array-like or torch Dataset
-    target : ndarray of int64
+    net, X, target
+        An initialized net, the data and its labels as the net sees them.
     kind : {"logits", "probabilities"}
         What the module outputs.
 
@@ -489,21 +487,3 @@ def probability_batches(net, X, target, kind):
             proba = output.softmax(1) if kind == "logits" else output
             yield proba.cpu().numpy(), batch_target.cpu().numpy()
 
-
-def predict_probabilities(net, X, target, kind):
-    """Class probabilities of every row of ``X``, in eval mode and without augmentation.
-
-    Parameters
-    ----------
-    net : skorch.NeuralNetClassifier
-        An initialized net.
-    X : array-like or torch Dataset
-    target : ndarray of int64
-    kind : {"logits", "probabilities"}
-        What the module outputs.
-
-    Returns
-    -------
-    ndarray of float64, shape (n_samples, n_classes)
-    """
-    return np.concatenate([proba for proba, _ in probability_batches(net, X, target, kind)])

@@ -60,9 +60,7 @@ class DataPruner(BaseSampler):
     {n_jobs}
     {verbose}
 
-    Attributes
-    ----------
-    scores_ : ndarray of shape (n_samples,)
+    {scores_attribute}
         Score of every row (higher = harder).
     {fitted_attributes}
 

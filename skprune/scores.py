@@ -57,6 +57,8 @@ def forgetting_events(correct, never_learned="presentations"):
     See Also
     --------
     skprune.ForgettingPruner : prunes by these counts.
+    skprune.recording.DynamicsRecorder : records ``correct_`` in any training loop, one
+        row per epoch.
 
     Examples
     --------
@@ -102,10 +104,12 @@ def dynamic_uncertainty(proba, window=10, windows="all"):
     Returns
     -------
     uncertainty : ndarray of shape (n_samples,)
+        In ``[0, 0.5]``: probabilities move by at most 1.
 
     See Also
     --------
     skprune.DynamicUncertaintyPruner : prunes by this score.
+    skprune.recording.DynamicsRecorder : records ``proba_``.
 
     Examples
     --------
@@ -157,6 +161,7 @@ def area_under_margin(margins):
     Returns
     -------
     aum : ndarray of shape (n_samples,)
+        Negative where the network kept preferring another class.
 
     See Also
     --------
@@ -194,6 +199,7 @@ def el2n(proba, y):
     See Also
     --------
     skprune.EL2NPruner : prunes by this score early in training.
+    skprune.per_sample_grad_norms : the gradient norms of GraNd, EL2N's costlier cousin.
 
     Examples
     --------
@@ -229,6 +235,7 @@ def uncertainty(proba, measure="least_confidence"):
     See Also
     --------
     skprune.UncertaintyPruner : prunes by these measures.
+    el2n : the error of the prediction, which reads the label.
 
     Examples
     --------
@@ -273,6 +280,7 @@ def prototype_distances(features, y):
     See Also
     --------
     skprune.PrototypePruner : prunes by these distances.
+    pick_order_scores : a cover of the same embeddings.
 
     Examples
     --------
@@ -312,7 +320,7 @@ def k_center_order(features, device="cpu"):
 
     See Also
     --------
-    pick_order_scores : scores from this order.
+    pick_order_scores : scores from this order, for every density at once.
 
     Examples
     --------
@@ -360,6 +368,7 @@ def pick_order_scores(features, y=None, device="cpu"):
     See Also
     --------
     skprune.CoreSetPruner : prunes by these scores.
+    k_center_order : the order behind them.
 
     Examples
     --------

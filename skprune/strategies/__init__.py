@@ -1,4 +1,8 @@
-"""Pruning strategies: each one only defines how samples are scored."""
+"""Pruning strategies: each one only defines how samples are scored.
+
+A strategy is one module here and one entry in ``__all__`` below: skprune
+exports it, the API reference lists it, and the common tests check it.
+"""
 
 from ._aum import AUMPruner
 from ._coreset import CoreSetPruner
@@ -11,15 +15,16 @@ from ._random_pruner import RandomPruner
 from ._score_pruner import ScorePruner
 from ._uncertainty import UncertaintyPruner
 
+# In the order of the API reference: the paper's strategies, then the others.
 __all__ = [
-    "AUMPruner",
-    "CoreSetPruner",
-    "DynamicUncertaintyPruner",
-    "EL2NPruner",
-    "ForgettingPruner",
-    "GraNdPruner",
-    "PrototypePruner",
     "RandomPruner",
-    "ScorePruner",
+    "EL2NPruner",
+    "GraNdPruner",
+    "ForgettingPruner",
+    "DynamicUncertaintyPruner",
+    "CoreSetPruner",
+    "PrototypePruner",
     "UncertaintyPruner",
+    "AUMPruner",
+    "ScorePruner",
 ]

@@ -38,16 +38,11 @@ class QueryNetPruner(DataPruner):
         "n_runs": [Interval(Integral, 1, None, closed="left")],
     }
 
-    def __init__(
-        self, estimator=None, *, density=0.5, quota=None, selection="hardest", epochs=None,
-        n_runs=5, random_state=None, memory=None,
-        n_jobs=None, verbose=0,
-    ):
-        super().__init__(
-            estimator, density=density, quota=quota, selection=selection,
-            random_state=random_state, memory=memory, n_jobs=n_jobs,
-            verbose=verbose,
-        )
+    def __init__(self, estimator=None, *, density=0.5, quota=None, selection="hardest",
+                 epochs=None, n_runs=5, random_state=None, memory=None, n_jobs=None, verbose=0):
+        super().__init__(estimator, density=density, quota=quota, selection=selection,
+                         random_state=random_state, memory=memory, n_jobs=n_jobs,
+                         verbose=verbose)
         self.epochs = epochs
         self.n_runs = n_runs
 
@@ -109,16 +104,11 @@ class TrainingDynamicsPruner(DataPruner):
         "n_runs": [Interval(Integral, 1, None, closed="left")],
     }
 
-    def __init__(
-        self, estimator=None, *, density=0.5, quota=None, selection="hardest", n_runs=1,
-        random_state=None, memory=None,
-        n_jobs=None, verbose=0,
-    ):
-        super().__init__(
-            estimator, density=density, quota=quota, selection=selection,
-            random_state=random_state, memory=memory, n_jobs=n_jobs,
-            verbose=verbose,
-        )
+    def __init__(self, estimator=None, *, density=0.5, quota=None, selection="hardest",
+                 n_runs=1, random_state=None, memory=None, n_jobs=None, verbose=0):
+        super().__init__(estimator, density=density, quota=quota, selection=selection,
+                         random_state=random_state, memory=memory, n_jobs=n_jobs,
+                         verbose=verbose)
         self.n_runs = n_runs
 
     #: Whether the run records margins (``recorder.margin_``).

@@ -22,7 +22,7 @@ class CoreSetPruner(QueryNetPruner):
     early it is picked (the first pick scores highest), so that keeping the
     highest scores keeps the k-center set of the kept size, at any density.
 
-    Read more in the :ref:`User Guide <strategies>`.
+    Read more in the :ref:`User Guide <coreset>`.
 
     Parameters
     ----------
@@ -44,16 +44,10 @@ class CoreSetPruner(QueryNetPruner):
         Epochs of query training before embedding. ``None`` means the
         estimator's whole schedule; ``0`` embeds with the initialized
         network.
-    n_runs : int, default=1
-        Independent query networks; their scores are averaged.
-    {random_state}
-    {memory}
-    {n_jobs}
-    {verbose}
+    {n_runs}
+    {run_parameters}
 
-    Attributes
-    ----------
-    scores_ : ndarray of shape (n_samples,)
+    {scores_attribute}
         Pick-order scores averaged over runs, in ``(0, 1]``.
     {fitted_attributes}
 
@@ -71,21 +65,12 @@ class CoreSetPruner(QueryNetPruner):
 
     Examples
     --------
-    >>> import torch
-    >>> from sklearn.datasets import load_digits
-    >>> from skorch import NeuralNetClassifier
-    >>> from skprune.models import MLP
+    {example_net}
     >>> from skprune import CoreSetPruner
-    >>> X, y = load_digits(return_X_y=True)
-    >>> X = (X / 16).astype("float32")
-    >>> net = NeuralNetClassifier(
-    ...     MLP, module__in_features=64, module__hidden=(32,),
-    ...     criterion=torch.nn.CrossEntropyLoss, lr=0.5, max_epochs=3,
-    ...     train_split=None, verbose=0)
     >>> pruner = CoreSetPruner(net, density=0.3, random_state=0)
     >>> X_kept, y_kept = pruner.fit_resample(X, y)
-    >>> X_kept.shape
-    (539, 64)
+    >>> float(pruner.scores_.max()), X_kept.shape
+    (1.0, (539, 64))
     """
 
     _parameter_constraints = {

@@ -35,6 +35,7 @@ from sklearn.base import clone
 from sklearn.utils import get_tags
 from sklearn.utils.validation import _num_samples
 
+from .._docstrings import Substitution
 from ..base import smallest_density
 
 __all__ = [
@@ -47,6 +48,18 @@ __all__ = [
     "check_scores_validated",
     "parametrize_with_checks",
 ]
+
+
+#: Fills in the parameters every check takes.
+_check_docstring = Substitution(check_parameters="""\
+Parameters
+----------
+name : str
+    The pruner's name, for messages.
+pruner_orig : DataPruner
+    The pruner to check; it is cloned, never fitted itself.
+X, y : array-like, default=None
+    Data to prune, as in :func:`check_pruner`.""")
 
 
 def check_pruner(pruner, X=None, y=None):
@@ -117,16 +130,11 @@ def parametrize_with_checks(pruners, *, X=None, y=None):
     return pytest.mark.parametrize("pruner, check", cases, ids=ids)
 
 
+@_check_docstring
 def check_kept_count(name, pruner_orig, X=None, y=None):
     """Exactly ``round(density * n_samples)`` rows are kept, at several densities.
 
-    Parameters
-    ----------
-    name : str
-        The pruner's name, for messages.
-    pruner_orig : DataPruner
-    X, y : array-like, default=None
-        Data to prune, as in :func:`check_pruner`.
+    {check_parameters}
     """
     X, y = _data(X, y)
     n_samples = _num_samples(y)
@@ -147,16 +155,11 @@ def check_kept_count(name, pruner_orig, X=None, y=None):
         )
 
 
+@_check_docstring
 def check_every_class_kept(name, pruner_orig, X=None, y=None):
     """Every class keeps at least one row, at the smallest density, with and without quota.
 
-    Parameters
-    ----------
-    name : str
-        The pruner's name, for messages.
-    pruner_orig : DataPruner
-    X, y : array-like, default=None
-        Data to prune, as in :func:`check_pruner`.
+    {check_parameters}
     """
     X, y = _data(X, y)
     classes = np.unique(y)
@@ -171,16 +174,11 @@ def check_every_class_kept(name, pruner_orig, X=None, y=None):
         )
 
 
+@_check_docstring
 def check_sample_indices(name, pruner_orig, X=None, y=None):
     """``sample_indices_`` are sorted, unique row positions, and the rows returned are theirs.
 
-    Parameters
-    ----------
-    name : str
-        The pruner's name, for messages.
-    pruner_orig : DataPruner
-    X, y : array-like, default=None
-        Data to prune, as in :func:`check_pruner`.
+    {check_parameters}
     """
     X, y = _data(X, y)
     pruner = _clone(pruner_orig, density=0.5)
@@ -201,19 +199,14 @@ def check_sample_indices(name, pruner_orig, X=None, y=None):
                                       err_msg=f"{name} must return the rows of sample_indices_")
 
 
+@_check_docstring
 def check_random_states_untouched(name, pruner_orig, X=None, y=None):
     """A fit leaves the global torch, numpy and Python random states as it found them.
 
     Checked on a fit that computes the scores and on one that reads them
     from the cache.
 
-    Parameters
-    ----------
-    name : str
-        The pruner's name, for messages.
-    pruner_orig : DataPruner
-    X, y : array-like, default=None
-        Data to prune, as in :func:`check_pruner`.
+    {check_parameters}
     """
     X, y = _data(X, y)
     for fit in ("computing", "cached"):
@@ -228,19 +221,14 @@ def check_random_states_untouched(name, pruner_orig, X=None, y=None):
         )
 
 
+@_check_docstring
 def check_scores_cached(name, pruner_orig, X=None, y=None):
     """A fit with another density reads the scores from the cache, and they are equal.
 
     Skipped for pruners whose ``cache_scores`` tag is off (scores cheaper to
     recompute than to look up).
 
-    Parameters
-    ----------
-    name : str
-        The pruner's name, for messages.
-    pruner_orig : DataPruner
-    X, y : array-like, default=None
-        Data to prune, as in :func:`check_pruner`.
+    {check_parameters}
     """
     if not get_tags(pruner_orig).pruner_tags.cache_scores:
         return
@@ -263,16 +251,11 @@ def check_scores_cached(name, pruner_orig, X=None, y=None):
                                   err_msg=f"{name}'s cached scores differ from the computed")
 
 
+@_check_docstring
 def check_scores_validated(name, pruner_orig, X=None, y=None):
     """Scores that are not one finite real number per row raise a ``ValueError``.
 
-    Parameters
-    ----------
-    name : str
-        The pruner's name, for messages.
-    pruner_orig : DataPruner
-    X, y : array-like, default=None
-        Data to prune, as in :func:`check_pruner`.
+    {check_parameters}
     """
     X, y = _data(X, y)
     n_samples = _num_samples(y)
