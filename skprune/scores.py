@@ -154,9 +154,8 @@ def area_under_margin(margins):
     Parameters
     ----------
     margins : array-like of shape (n_epochs, n_samples)
-        Every sample's margin in every epoch (for example
-        :attr:`DynamicsRecorder.margin_
-        <skprune.recording.DynamicsRecorder.margin_>`).
+        Every sample's margin in every epoch (for example the ``margin_`` of
+        a :class:`~skprune.recording.DynamicsRecorder` with ``margins=True``).
 
     Returns
     -------

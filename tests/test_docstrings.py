@@ -6,9 +6,22 @@ import pytest
 from numpydoc.docscrape import ClassDoc, FunctionDoc
 
 import skprune
-from skprune import callbacks, datasets, exceptions, metrics, models, quotas, selection
+from skprune import (
+    callbacks,
+    datasets,
+    exceptions,
+    metrics,
+    models,
+    quotas,
+    recording,
+    scores,
+    selection,
+    utils,
+)
+from skprune.utils import estimator_checks
 
-MODULES = (skprune, callbacks, datasets, exceptions, metrics, models, quotas, selection)
+MODULES = (skprune, callbacks, datasets, exceptions, metrics, models, quotas, recording, scores,
+           selection, utils, estimator_checks)
 
 
 def public_objects():
