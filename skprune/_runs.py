@@ -150,5 +150,5 @@ def _warn_collapsed(scores, owner):
             "rate (lr) far too large, or unscaled inputs), so the selection is close to "
             "arbitrary. Lower the estimator's lr or check the inputs.",
             DegenerateTrainingWarning,
-            stacklevel=5,
+            stacklevel=6,  # the caller of fit_resample
         )
