@@ -6,16 +6,17 @@ data (a settings dict, a cell, a cache path), not data sets or estimators.
 
 import inspect
 import math
+import random
 import time
+from contextlib import contextmanager
 
 import numpy as np
 import torch
-from sklearn.base import clone
+from sklearn.base import clone, is_classifier
+from skorch import NeuralNet
 
 from skprune import MetriQ, class_recall_report, group_recall_report, make_pipeline
-from skprune._query_training import is_skorch_classifier
 from skprune.models import MODELS, StepDecay, make_net
-from skprune.utils._random_state import seeded
 
 from ._config import BenchmarkConfig, Cell, InvalidConfigError, corrected_epochs
 from ._data import load_benchmark_data, split_test_set
@@ -73,7 +74,7 @@ def make_base_net(config, data):
             f"--model {config.model} must be callable as function(n_classes=..., "
             f"input_shape=...) and return a skorch classifier ({exc})."
         ) from None
-    if not is_skorch_classifier(net):
+    if not (isinstance(net, NeuralNet) and is_classifier(net)):
         raise InvalidConfigError(
             f"--model {config.model} must return a skorch classifier (for example "
             f"skorch.NeuralNetClassifier(...)); got {type(net).__name__}."
@@ -239,7 +240,8 @@ class PrunerFactory:
         return net
 
     def pruner(self, protocol, strategy_name, *, density, seed, memory):
-        """The pruner of a protocol (DESIGN.md section 2), or ``None`` for a reference.
+        """The pruner of a protocol (the user guide's Protocols page), or ``None`` for a
+        reference.
 
         Every pruner gets the integer ``seed`` and the shared ``memory``:
         scores and MetriQ recalls then depend on neither the density nor the
@@ -430,6 +432,26 @@ def final_network(factory, cell, groups=None):
             num_samples=len(group_of), replacement=True)
         net.set_params(iterator_train__sampler=sampler, iterator_train__shuffle=False)
     return net
+
+
+@contextmanager
+def seeded(seed):
+    """Context with torch's, numpy's and Python's global generators seeded, then restored.
+
+    A cell's final network must not depend on what ran before it in its
+    worker, or a resumed run would differ from an uninterrupted one.
+    """
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        np.random.seed(seed % 2**32)
+        random.seed(seed)
+        try:
+            yield
+        finally:
+            random.setstate(python_state)
+            np.random.set_state(numpy_state)
 
 
 def group_fields(data, y_true, y_pred, groups, pruner):

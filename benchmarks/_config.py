@@ -154,8 +154,9 @@ class BenchmarkConfig:
     DEVICE_PARAMS = ("device",)
 
     def __post_init__(self):
+        # A frozen dataclass's fields are set through its __dict__ once, here.
         for name in ("strategies", "protocols", "densities", "seeds"):
-            object.__setattr__(self, name, tuple(getattr(self, name)))
+            vars(self)[name] = tuple(getattr(self, name))
         self.validate()
 
     def validate(self):

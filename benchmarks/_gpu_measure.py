@@ -323,8 +323,8 @@ def grad_norm_cost(network, n_samples, batch_size, repeats, device, seed):
 def recorder_overhead(network, n_samples, epochs, repeats, warmup_batches, device, seed):
     """Wall time of skorch training with and without the training-dynamics recorder.
 
-    The recorder is wired as :func:`skprune._dynamics.record_dynamics`
-    wires it: ``TrainingDynamicsRecorder(record="train")`` and a shuffling
+    The recorder is wired as the training-dynamics pruners wire it:
+    ``TrainingDynamicsRecorder(record="train")`` and a shuffling
     :class:`~skprune.callbacks.PositionBatchSampler` with the net's batch
     size. Both nets train without augmentation (as the pruners' query nets
     do), on numpy inputs. After a warm-up fit of each, every repeat times
@@ -486,17 +486,16 @@ def _run_variants(runs, seed):
 def _with_errors(result, errors):
     if errors:
         result["variant_errors"] = errors
-        raise PartialFailure(result, "; ".join(f"{name}: {error}"
-                                               for name, error in errors.items()))
+        failure = PartialFailure("; ".join(f"{name}: {error}" for name, error in errors.items()))
+        failure.result = result
+        raise failure
     return result
 
 
 class PartialFailure(Exception):
-    """Some variants of a measurement failed; ``result`` holds the others."""
+    """Some variants of a measurement failed; its ``result`` holds the others."""
 
-    def __init__(self, result, message):
-        super().__init__(message)
-        self.result = result
+    result = None
 
 
 def describe(exc, max_chars=1000):

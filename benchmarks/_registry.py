@@ -2,15 +2,20 @@
 
 Adding a strategy to the benchmark is one :class:`Strategy` entry in
 :data:`STRATEGIES` (a pruner of ``skprune``); a pruner class of your own is
-named on the command line as ``module:Class``. A protocol (how a strategy's
-scores and a quota combine into one pruner, DESIGN.md section 2) is one
-:class:`Protocol` entry in :data:`PROTOCOLS`. Everything else (presets, the
-grid of cells, the shared computations, tables and figures) reads these.
+named on the command line as ``module:Class``. What a strategy's query
+network is (its ``query_fraction`` and ``query_runs``) is not restated here:
+the pruner class declares it in its tags (:class:`skprune.utils.PrunerTags`).
+A protocol (how a strategy's scores and a quota combine into one pruner, the
+user guide's :ref:`protocols`) is one :class:`Protocol` entry in
+:data:`PROTOCOLS`. Everything else (presets, the grid of cells, the shared
+computations, tables and figures) reads these.
 """
 
 import dataclasses
 import importlib
 from collections.abc import Callable
+
+from sklearn.utils import get_tags
 
 import skprune
 
@@ -50,14 +55,6 @@ class Strategy:
         Its name in tables and legends.
     pruner : str
         A pruner class of ``skprune``, or ``"module:Class"``.
-    query : {"short", "full", "none"}
-        Its query network under the DRoP authors' protocol: ``"short"``
-        trains 10% of the schedule with the learning-rate drops scaled to
-        it (EL2N, GraNd); ``"full"`` the whole schedule; ``"none"``, no
-        network (random scores).
-    query_runs : int
-        Query initializations under the DRoP protocol (5 for EL2N and
-        GraNd, 1 for the others, as in the authors' configuration).
     color : str
         Its colour in every figure.
     drop_params : dict
@@ -69,8 +66,6 @@ class Strategy:
     name: str
     label: str
     pruner: str
-    query: str = "full"
-    query_runs: int = 1
     color: str = "tab:gray"
     drop_params: dict = dataclasses.field(default_factory=dict, hash=False)
 
@@ -80,13 +75,36 @@ class Strategy:
             return import_object(self.pruner, "--strategies")
         return getattr(skprune, self.pruner)
 
+    @property
+    def tags(self):
+        """The pruner class's :class:`skprune.utils.PrunerTags`."""
+        return get_tags(self.pruner_class()()).pruner_tags
+
+    @property
+    def query(self):
+        """Its query network under the DRoP authors' protocol, from its ``query_fraction``.
+
+        ``"short"``: a fraction of the schedule, with the learning-rate
+        drops scaled to it (EL2N, GraNd); ``"full"``: the whole schedule;
+        ``"none"``: no network (random scores).
+        """
+        fraction = self.tags.query_fraction
+        if fraction is None:
+            return "none"
+        return "short" if fraction < 1 else "full"
+
+    @property
+    def query_runs(self):
+        """Query initializations under the DRoP protocol (its ``query_runs`` tag)."""
+        return self.tags.query_runs
+
 
 STRATEGIES = {
     strategy.name: strategy
     for strategy in (
-        Strategy("random", "Random", "RandomPruner", query="none", color="black"),
-        Strategy("grand", "GraNd", "GraNdPruner", "short", 5, "tab:blue"),
-        Strategy("el2n", "EL2N", "EL2NPruner", "short", 5, "tab:orange"),
+        Strategy("random", "Random", "RandomPruner", color="black"),
+        Strategy("grand", "GraNd", "GraNdPruner", color="tab:blue"),
+        Strategy("el2n", "EL2N", "EL2NPruner", color="tab:orange"),
         # DRoP's scorers/forgetting.py starts every sample at "incorrect"
         # (prev_accs = zeros) and counts only correct -> incorrect drops, so a
         # sample never classified correctly scores 0.

@@ -277,6 +277,7 @@ def write_figures(rows, out_dir, formats=FIGURE_FORMATS):
     Returns
     -------
     paths : list of Path
+        One per figure and format.
 
     Raises
     ------

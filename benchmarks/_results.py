@@ -77,7 +77,7 @@ class ResultStore:
                 "finish or use another --out."
             ) from None
         try:
-            self._check_config()
+            self.check_config()
             self.rows = read_rows(self.path, repair=True)
             foreign = {row.get("config") for row in self.rows.values()}
             foreign.discard(self.config.fingerprint())
@@ -136,7 +136,8 @@ class ResultStore:
             raise OutputDirectoryError(os_error_message(exc, self.path)) from None
         self.rows[key] = row
 
-    def _check_config(self):
+    def check_config(self):
+        """Raise :class:`ConfigMismatchError` if the directory holds results of other settings."""
         path = self.out_dir / CONFIG_FILE
         settings = self.config.result_settings()
         if path.exists():

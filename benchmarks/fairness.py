@@ -2,8 +2,8 @@
 
 For every protocol x strategy x density x seed, prune the training set, train
 the network on what is kept and measure accuracy and class-wise fairness on
-held-out test data (DESIGN.md section 6). Finished cells are saved as they
-come, so an interrupted run resumes where it stopped.
+held-out test data (see the user guide's benchmark page). Finished cells are
+saved as they come, so an interrupted run resumes where it stopped.
 
 Examples
 --------
@@ -58,6 +58,7 @@ from skprune.cache import fingerprint as content_hash
 from skprune.datasets import DATASETS, DatasetFormatError, DatasetNotFoundError
 from skprune.models import MODELS, RECIPES
 from skprune.selection import SELECTIONS
+from skprune.utils import check_device, check_pruner_settings
 
 from ._cells import PrunerFactory, cell_inputs, class_names, run_cell, warm_cache
 from ._config import (
@@ -219,16 +220,9 @@ def check_pruners(config):
             continue
         where = PROTOCOLS[cell.protocol].label(cell.strategy)
         try:
-            pruner = factory.pruner(cell.protocol, cell.strategy, density=cell.density,
-                                    seed=cell.seed, memory=None)
-            for part in (pruner, getattr(pruner, "quota", None)):
-                if hasattr(part, "_validate_params"):
-                    part._validate_params()
-            pruner._check_before_scoring()
-            inner = getattr(pruner.quota, "pruner", None)
-            if inner is not None:
-                inner._validate_params()
-                inner._check_before_scoring()
+            check_pruner_settings(factory.pruner(cell.protocol, cell.strategy,
+                                                 density=cell.density, seed=cell.seed,
+                                                 memory=None))
         except (ValueError, TypeError) as exc:
             raise InvalidConfigError(f"{where}: {' '.join(str(exc).split())}") from None
 
@@ -359,44 +353,30 @@ def _density(text):
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive integer; got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer; got {text!r}")
-    return value
+def _number(cast, accept, what):
+    """An argparse type: ``cast(text)``, refused unless ``accept(value)``."""
+    def parse(text):
+        try:
+            value = cast(text)
+        except ValueError:
+            value = None
+        if value is None or not accept(value):
+            raise argparse.ArgumentTypeError(f"must be {what}; got {text!r}")
+        return value
+    return parse
 
 
-def _nonzero_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a non-zero integer; got {text!r}") from None
-    if value == 0:
-        raise argparse.ArgumentTypeError("must be a non-zero integer (-1: every core); got 0")
-    return value
+_positive_int = _number(int, lambda value: value >= 1, "a positive integer")
+_nonzero_int = _number(int, lambda value: value != 0, "a non-zero integer (-1: every core)")
+_positive_float = _number(float, lambda value: 0 < value < float("inf"), "a positive number")
 
 
 def _device(text):
-    from skprune.utils._devices import check_device
-
     try:
         check_device(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
     return text
-
-
-def _positive_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive number; got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number; got {text!r}")
-    return value
 
 
 def _path(text):

@@ -275,7 +275,7 @@ def environment(device):
         except metadata.PackageNotFoundError:
             return None
 
-    import skprune
+    from skprune import __version__ as skprune_version
 
     on_cuda = device.type == "cuda" and torch.cuda.is_available()
     properties = read(lambda: torch.cuda.get_device_properties(
@@ -290,7 +290,7 @@ def environment(device):
         "torch": torch.__version__,
         "cuda": torch.version.cuda,
         "cudnn": read(torch.backends.cudnn.version),
-        "skprune": skprune.__version__,
+        "skprune": skprune_version,
         "packages": {name: version(name) for name in (
             "skorch", "scikit-learn", "imbalanced-learn", "numpy", "scipy", "torchvision",
             "joblib", "pandas")},

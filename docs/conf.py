@@ -174,7 +174,7 @@ sphinx_gallery_conf = {
 # -- API reference (generated from skprune.__all__ by skprune_docs) ------------
 
 # (title, text under the title, names). Bare names must be exported by
-# skprune (skprune.__all__); dotted names ("skprune.quotas.BaseQuota") are
+# skprune (skprune.__all__); dotted names ("skprune.models.MLP") are
 # documented where they live. A name that skprune exports but no section
 # lists still gets documented, under "Other public names"; a listed name that
 # skprune does not export (or that cannot be imported) is a build warning.
@@ -184,25 +184,17 @@ skprune_api_sections = [
         "Samplers (``fit_resample``) that keep ``round(density * n_samples)`` "
         "rows. Each strategy only defines a per-sample score; the class quota "
         "is shared. See :ref:`strategies`.",
-        [
-            "DataPruner",
-            "RandomPruner",
-            "EL2NPruner",
-            "GraNdPruner",
-            "ForgettingPruner",
-            "DynamicUncertaintyPruner",
-            "CoreSetPruner",
-            "PrototypePruner",
-            "UncertaintyPruner",
-            "AUMPruner",
-            "ScorePruner",
-        ],
+        # Every strategy, in the order its subpackage exports it: a new one
+        # needs no entry here.
+        ["DataPruner", *skprune.strategies.__all__],
     ),
     (
         "Quotas",
         "How the kept budget is split across classes, or groups (a pruner's "
         "``quota``). See :ref:`quotas`.",
-        ["MetriQ", "StrategyQ", "skprune.quotas.SUBG", "allocate_class_counts"],
+        ["MetriQ", "StrategyQ", "ProportionalQuota", "BalancedQuota", "GivenWeights",
+         "SUBG", "ValidationPredictions", "allocate_class_counts", "error_weights",
+         "error_rate_spread", "equal_rates_pvalue", "make_quota", "QUOTAS"],
     ),
     (
         "Class- and group-wise fairness metrics",
@@ -221,7 +213,7 @@ skprune_api_sections = [
     (
         "Writing your own quota",
         "The interface of quota objects. See :ref:`custom_quotas`.",
-        ["skprune.quotas.BaseQuota"],
+        ["BaseQuota"],
     ),
     (
         "Per-sample gradients",
@@ -237,10 +229,23 @@ skprune_api_sections = [
 # a module that fails to import is a build warning.
 skprune_api_modules = [
     (
+        "skprune.scores",
+        "Score functions",
+        "Every strategy's per-sample score as a function of recorded arrays, for "
+        "a training loop of your own. See :ref:`own_loop`.",
+    ),
+    (
+        "skprune.recording",
+        "Recording training dynamics",
+        "The recorder any training loop can feed, batch by batch. See "
+        ":ref:`own_loop`.",
+    ),
+    (
         "skprune.callbacks",
         "skorch callbacks",
-        "The recorders the training-dynamics strategies (Forgetting, Dynamic "
-        "Uncertainty, AUM) add to their query network. See :ref:`strategies`.",
+        "The skorch adapter of the recorder, which the training-dynamics "
+        "strategies (Forgetting, Dynamic Uncertainty, AUM) add to their query "
+        "network. See :ref:`strategies`.",
     ),
     (
         "skprune.datasets",
@@ -259,6 +264,18 @@ skprune_api_modules = [
         "Selection rules",
         "Which rows a class keeps, given their scores and its count (a "
         "pruner's ``selection``); \"hardest first\" is only the default.",
+    ),
+    (
+        "skprune.utils",
+        "Writing and checking pruners",
+        "The tags a strategy declares and checks of a pruner's settings. See "
+        ":ref:`pipelines`.",
+    ),
+    (
+        "skprune.utils.estimator_checks",
+        "Pruner checks",
+        "The guarantees every pruner keeps, as checks for your own. See "
+        ":ref:`contributing`.",
     ),
     (
         "skprune.exceptions",

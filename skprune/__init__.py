@@ -1,5 +1,6 @@
 """skprune: robust data pruning for scikit-learn and skorch."""
 
+from . import quotas, strategies
 from ._version import __version__  # noqa: F401  (public)
 from .base import DataPruner
 from .gradients import per_sample_grad_norms
@@ -13,39 +14,18 @@ from .metrics import (
     worst_group_accuracy,
 )
 from .pipeline import Pipeline, make_pipeline
-from .quotas import MetriQ, StrategyQ, allocate_class_counts
-from .strategies import (
-    AUMPruner,
-    CoreSetPruner,
-    DynamicUncertaintyPruner,
-    EL2NPruner,
-    ForgettingPruner,
-    GraNdPruner,
-    PrototypePruner,
-    RandomPruner,
-    ScorePruner,
-    UncertaintyPruner,
-)
+
+# Every pruner and quota is public from here too, so that a new one is
+# exported by its own subpackage's __all__ alone.
+from .quotas import *  # noqa: F403
+from .strategies import *  # noqa: F403
 
 __all__ = [
-    "AUMPruner",
     "CLASS_RECALL_SCORING",
     "ClassRecallScorer",
-    "CoreSetPruner",
     "DataPruner",
-    "DynamicUncertaintyPruner",
-    "EL2NPruner",
-    "ForgettingPruner",
-    "GraNdPruner",
     "GroupRecallScorer",
-    "MetriQ",
     "Pipeline",
-    "PrototypePruner",
-    "RandomPruner",
-    "ScorePruner",
-    "StrategyQ",
-    "UncertaintyPruner",
-    "allocate_class_counts",
     "class_recall",
     "class_recall_report",
     "group_recall_report",
@@ -53,3 +33,5 @@ __all__ = [
     "per_sample_grad_norms",
     "worst_group_accuracy",
 ]
+__all__ += quotas.__all__
+__all__ += strategies.__all__

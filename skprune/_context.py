@@ -1,5 +1,7 @@
 """What a pruner knows about the data it prunes, built once per fit."""
 
+import contextlib
+import contextvars
 import dataclasses
 import warnings
 
@@ -7,13 +9,18 @@ import numpy as np
 
 from .cache import UncacheableError, fingerprint
 
+#: The keys of the fits in progress, with their data (see :meth:`DataKey.shared`).
+_shared_keys = contextvars.ContextVar("skprune_shared_data_keys", default=())
+
 
 class DataKey:
     """The content hash of ``(X, y)``, computed on first use and then remembered.
 
     Shared by a pruner's context and by the contexts of the pruners its
-    quota fits on the same data (``StrategyQ``), so that the data is hashed
-    once per fit whatever reads the key.
+    quota fits on the same data (``StrategyQ``, through their public
+    ``fit``), so that the data is hashed once per fit whatever reads the
+    key: while a fit is in :meth:`shared`, :meth:`of` returns its key for the
+    very same ``X`` object and equal labels.
 
     Parameters
     ----------
@@ -28,6 +35,23 @@ class DataKey:
         self._data = (X, y)
         self._owner = owner
         self._value = self._UNSET
+
+    @classmethod
+    def of(cls, X, y, owner):
+        """The key of ``(X, y)``: that of an enclosing fit on the same data, or a new one."""
+        for key, shared_X, shared_y in _shared_keys.get():
+            if shared_X is X and np.array_equal(shared_y, y):
+                return key
+        return cls(X, y, owner)
+
+    @contextlib.contextmanager
+    def shared(self, X, y):
+        """Context in which fits on ``(X, y)`` itself reuse this key (see :meth:`of`)."""
+        token = _shared_keys.set((*_shared_keys.get(), (self, X, y)))
+        try:
+            yield self
+        finally:
+            _shared_keys.reset(token)
 
     def get(self):
         """The hash, or ``None`` (with a warning) when the data cannot be keyed."""

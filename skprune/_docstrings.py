@@ -107,6 +107,29 @@ n_runs : int, default=5
     Independent query networks (initialization and shuffling); their
     scores are averaged."""
 
+N_RUNS = N_RUNS_MEAN.replace("default=5", "default=1")
+
+EPOCHS_FULL = """\
+epochs : int >= 0 or None, default=None
+    Epochs of query training before scoring. ``None`` means the
+    estimator's whole schedule; ``0`` scores with the initialized network."""
+
+RECORDED_ESTIMATOR = QUERY_ESTIMATOR + """
+    Where the training pass is recorded, its batch size and shuffling are
+    kept, but not ``iterator_train__drop_last`` (every sample is presented
+    every epoch), and it may not set its own ``iterator_train__sampler``."""
+
+EXAMPLE_NET = """\
+>>> import torch
+>>> from sklearn.datasets import load_digits
+>>> from skorch import NeuralNetClassifier
+>>> X, y = load_digits(return_X_y=True)
+>>> X = (X / 16).astype("float32")
+>>> net = NeuralNetClassifier(
+...     torch.nn.Linear, module__in_features=64, module__out_features=10,
+...     criterion=torch.nn.CrossEntropyLoss, lr=0.5, max_epochs=4,
+...     train_split=None, verbose=0)"""
+
 FITTED_ATTRIBUTES = """\
 run_scores_ : ndarray of shape (n_runs, n_samples)
     The scores of every run, before they are combined into ``scores_``.
@@ -129,18 +152,34 @@ n_features_in_ : int
     Number of features (second dimension) seen in ``fit_resample``;
     absent for Dataset inputs."""
 
+SCORES_ATTRIBUTE = """\
+Attributes
+----------
+scores_ : ndarray of shape (n_samples,)"""
+
 #: The blocks every pruner's docstring may use.
 PRUNER_BLOCKS = {
     "query_estimator": QUERY_ESTIMATOR,
+    "recorded_estimator": RECORDED_ESTIMATOR,
     "density": DENSITY,
     "quota": QUOTA,
     "selection": SELECTION,
+    # density, quota and selection, which follow the estimator in every pruner
+    "selection_parameters": "\n".join([DENSITY, QUOTA, SELECTION]),
     "random_state": RANDOM_STATE,
     "memory": MEMORY,
+    "n_runs": N_RUNS,
+    "epochs_full": EPOCHS_FULL,
     "n_runs_mean": N_RUNS_MEAN,
     "n_jobs": N_JOBS,
     "verbose": VERBOSE,
+    # random_state, memory, n_jobs and verbose, the last parameters of every pruner
+    "run_parameters": "\n".join([RANDOM_STATE, MEMORY, N_JOBS, VERBOSE]),
+    # the Attributes heading and the first attribute; its description follows
+    "scores_attribute": SCORES_ATTRIBUTE,
     "fitted_attributes": FITTED_ATTRIBUTES,
+    # a network on scikit-learn's digits, `net`, and the data, `X, y`
+    "example_net": EXAMPLE_NET,
 }
 
 #: Decorator filling in :data:`PRUNER_BLOCKS`.

@@ -6,6 +6,7 @@ checks behave the same everywhere.
 """
 
 import itertools
+import math
 import warnings
 
 import numpy as np
@@ -16,6 +17,9 @@ from skorch.callbacks import Callback
 from skorch.dataset import unpack_data
 from skorch.utils import to_device
 
+from ._progress import epoch_callbacks, query_net_verbose
+from .callbacks import PositionBatchSampler, TrainingDynamicsRecorder
+from .exceptions import DegenerateTrainingWarning, TrainingDivergedError
 from .utils._devices import check_device, inputs_device, resolve_device
 from .utils._modules import (
     check_class_outputs,
@@ -33,8 +37,6 @@ from .utils._torch_data import (
     net_targets,
     with_position_labels,
 )
-from ._progress import epoch_callbacks, query_net_verbose
-from .exceptions import DegenerateTrainingWarning, TrainingDivergedError
 
 
 def is_skorch_classifier(estimator):
@@ -84,40 +86,48 @@ class QueryTrainingMonitor(Callback):
 
     def initialize(self):
         self.start_loss_ = None
-        self.predicted_ = None
-        self.labels_ = None
+        self.n_labels_ = None
+        self.predicted_ = []
+        self.targets_ = []
+        self.single_class_ = None
         return self
 
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        # The labels of an epoch are those given to fit (every query net
+        # trains on all of them); only without y are they read per batch.
+        self.n_labels_ = None if y is None else np.unique(np.asarray(y)).size
+
     def on_epoch_begin(self, net, **kwargs):
-        self.predicted_ = self.labels_ = None
+        self.predicted_, self.targets_ = [], []
 
     def on_batch_end(self, net, batch=None, training=None, loss=None, y_pred=None, **kwargs):
+        # Per batch only what costs nothing: skorch has already copied the
+        # loss to the host, and an arg-max is one small kernel. The counting
+        # happens once per epoch.
         if not training:
             return
         if loss is not None:
-            value = torch.as_tensor(loss).detach()
-            if not torch.isfinite(value).all():
-                self._diverged(net, f"its loss became {float(value)}")
+            value = float(loss.detach()) if isinstance(loss, torch.Tensor) else float(loss)
+            if not math.isfinite(value):
+                self._diverged(net, f"its loss became {value}")
             if self.start_loss_ is None:
-                self.start_loss_ = float(value)
+                self.start_loss_ = value
         if isinstance(y_pred, (tuple, list)):
             y_pred = y_pred[0]
-        target = unpack_data(batch)[1]
-        if isinstance(y_pred, torch.Tensor) and y_pred.dim() == 2 and target is not None:
-            with torch.no_grad():
-                n_outputs = y_pred.shape[1]
-                predicted = torch.bincount(y_pred.argmax(1), minlength=n_outputs)
-                labels = torch.bincount(
-                    torch.as_tensor(target, device=y_pred.device).long().clamp(0, n_outputs - 1),
-                    minlength=n_outputs,
-                )
-            if self.predicted_ is None:
-                self.predicted_, self.labels_ = predicted, labels
-            else:
-                self.predicted_ += predicted
-                self.labels_ += labels
+        if isinstance(y_pred, torch.Tensor) and y_pred.dim() == 2:
+            self.predicted_.append(y_pred.detach().argmax(1))
+            if self.n_labels_ is None:
+                self.targets_.append(torch.as_tensor(unpack_data(batch)[1]))
 
     def on_epoch_end(self, net, **kwargs):
+        if self.predicted_:
+            predicted = torch.cat(self.predicted_)
+            n_labels = self.n_labels_
+            if n_labels is None:
+                n_labels = torch.unique(torch.cat([t.reshape(-1).cpu() for t in self.targets_]))
+                n_labels = n_labels.numel()
+            self.single_class_ = bool((predicted == predicted[0]).all()) and n_labels > 1
+            self.predicted_, self.targets_ = [], []
         epoch_loss = net.history[-1].get("train_loss")
         if epoch_loss is None or self.start_loss_ is None:
             return
@@ -129,14 +139,10 @@ class QueryTrainingMonitor(Callback):
             )
 
     def on_train_end(self, net, **kwargs):
-        if self.predicted_ is None:
-            return
-        predicted = int(torch.count_nonzero(self.predicted_))
-        labels = int(torch.count_nonzero(self.labels_))
-        if predicted == 1 and labels > 1:
+        if self.single_class_:
             warnings.warn(
                 f"The query network trained by {self.owner} predicted a single class for "
-                f"every training sample in its last epoch, although the data has {labels} "
+                "every training sample in its last epoch, although the data has several "
                 "classes: it learnt nothing to score with, and the selection is close to "
                 "arbitrary. Lower (or raise) the estimator's learning rate (lr), train "
                 "longer, or check the inputs' scale.",
@@ -237,6 +243,83 @@ def train_query_net(estimator, X, y, seed, *, owner, epochs=None, callbacks=(), 
     if epochs != 0:
         fit_query_net(net, X, target, seed, epochs=epochs)
     return net, kind
+
+
+#: The name of the recorder among a recording query net's callbacks.
+RECORDER_NAME = "skprune_dynamics_recorder"
+
+
+def record_query_training(estimator, X, y, seed, *, owner, record="train", margins=False):
+    """Train a query clone of ``estimator`` on ``(X, y)`` and record its dynamics.
+
+    The clone trains over the estimator's full schedule through the one
+    query path (:func:`train_query_net`), so every row of ``X`` is recorded
+    every epoch, by a :class:`~skprune.callbacks.TrainingDynamicsRecorder`.
+    With ``record="train"`` its batches come from a
+    :class:`~skprune.callbacks.PositionBatchSampler` that keeps the
+    estimator's batch size and shuffling (its ``drop_last`` is ignored, so
+    that no sample misses an epoch). The estimator is never modified.
+
+    Parameters
+    ----------
+    estimator : skorch.NeuralNetClassifier
+    X : array-like or torch Dataset
+    y : ndarray of shape (n_samples,)
+    seed : int
+        Seeds the network's initialisation and the shuffling.
+    owner : str
+        Name of the pruner, used in error messages.
+    record : {"train", "eval"}, default="train"
+        See :class:`~skprune.callbacks.TrainingDynamicsRecorder`.
+    margins : bool, default=False
+        Also record margins.
+
+    Returns
+    -------
+    recorder : skprune.recording.DynamicsRecorder
+        ``correct_``, ``proba_`` and ``margin_``, each of shape
+        ``(n_epochs, n_samples)``.
+
+    Raises
+    ------
+    TrainingDivergedError
+        If the training loss, or a recorded probability, is not finite.
+    """
+    check_skorch_classifier(estimator, owner)
+    params = {}
+    if record == "train":
+        iterator_params = estimator.get_params_for("iterator_train")
+        if any(iterator_params.get(name) is not None for name in ("sampler", "batch_sampler")):
+            raise ValueError(
+                f"{owner} presents every sample once per epoch and tracks which samples "
+                "each batch holds, so the estimator cannot use its own "
+                "iterator_train__sampler or iterator_train__batch_sampler."
+            )
+        batch_size = iterator_params.get("batch_size", estimator.batch_size)
+        if batch_size == -1:
+            batch_size = y.shape[0]
+        params = {
+            "iterator_train__batch_sampler": PositionBatchSampler(
+                y.shape[0], batch_size, shuffle=bool(iterator_params.get("shuffle", False))
+            ),
+            "iterator_train__batch_size": 1,
+            "iterator_train__shuffle": False,
+            "iterator_train__drop_last": False,
+        }
+    net, _ = train_query_net(
+        estimator, X, y, seed, owner=owner,
+        callbacks=[(RECORDER_NAME, TrainingDynamicsRecorder(record=record, margins=margins))],
+        **params,
+    )
+    recorder = dict(net.callbacks_)[RECORDER_NAME].recorder_
+    if not np.isfinite(recorder.proba_).all():
+        raise TrainingDivergedError(
+            f"The query network trained by {owner} diverged: it predicted non-finite "
+            "probabilities. Scores computed from them would be meaningless. Lower the "
+            "estimator's learning rate (lr), add gradient clipping, or check the inputs "
+            "for NaN or huge values."
+        )
+    return recorder
 
 
 def fit_query_net(net, X, y, seed, epochs=None):
@@ -377,27 +460,30 @@ def penultimate_features(net, X, target, owner):
     return torch.cat(captured).numpy()
 
 
-def predict_probabilities(net, X, target, kind):
-    """Class probabilities of every row of ``X``, in eval mode and without augmentation.
+def probability_batches(net, X, target, kind):
+    """``(probabilities, targets)`` of every batch of ``X``, in order, as host arrays.
+
+    Computed in eval mode over the net's non-augmenting iterator, one batch
+    at a time, so that a score of the probabilities needs no
+    ``(n_samples, n_classes)`` array in memory.
 
     Parameters
     ----------
-    net : skorch.NeuralNetClassifier
-        An initialized net.
-    X : array-like or torch Dataset
-    target : ndarray of int64
+    net, X, target
+        An initialized net, the data and its labels as the net sees them.
     kind : {"logits", "probabilities"}
         What the module outputs.
 
-    Returns
-    -------
-    ndarray of float64, shape (n_samples, n_classes)
+    Yields
+    ------
+    proba : ndarray of float64, shape (batch_size, n_classes)
+    target : ndarray of int64, shape (batch_size,)
     """
-    outputs = []
     with eval_mode(net.module_) as module:
         for inputs, batch_target in eval_batches(net, net_inputs(X), target):
             output = _first(forward(module, inputs))
             check_class_outputs(output, batch_target, kind)
             output = output.double()
-            outputs.append((output.softmax(1) if kind == "logits" else output).cpu())
-    return torch.cat(outputs).numpy()
+            proba = output.softmax(1) if kind == "logits" else output
+            yield proba.cpu().numpy(), batch_target.cpu().numpy()
+

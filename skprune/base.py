@@ -1,5 +1,7 @@
 """The base class of every pruner."""
 
+import functools
+import inspect
 import math
 import numbers
 import os
@@ -10,8 +12,8 @@ from decimal import ROUND_CEILING, Decimal
 import numpy as np
 import torch
 from imblearn.base import BaseSampler
-from joblib import Parallel, delayed, effective_n_jobs
 from sklearn.base import _fit_context
+from sklearn.utils import get_tags
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import (
@@ -23,20 +25,14 @@ from sklearn.utils.validation import (
 
 from ._context import DataKey, PruningContext
 from ._docstrings import pruner_docstring
-from ._progress import progress
-from .utils._devices import resolve_device
-from .utils._random_state import preserved_random_state, run_seeds
-from .utils._torch_data import take_rows
-from .cache import CacheEntry
-from .exceptions import DegenerateTrainingWarning, StarvedGroupWarning
+from ._runs import run_scores
+from .exceptions import StarvedGroupWarning
 from .quotas import QUOTAS, BaseQuota, allocate_class_counts, make_quota
-from .selection import SELECTIONS, BaseSelection, make_selection
-
-#: Parameters that never change a run's scores: how many rows are kept and
-#: which, where results are cached, and how many runs are combined.
-NON_SCORE_PARAMS = frozenset(
-    {"density", "quota", "selection", "memory", "n_runs", "random_state", "verbose", "n_jobs"}
-)
+from .selection import SELECTIONS, BaseSelection
+from .utils._random_state import preserved_random_state, run_seeds
+from .utils._settings import check_selection_and_schedule
+from .utils._tags import with_pruner_tags
+from .utils._torch_data import take_rows
 
 
 @pruner_docstring
@@ -64,9 +60,7 @@ class DataPruner(BaseSampler):
     {n_jobs}
     {verbose}
 
-    Attributes
-    ----------
-    scores_ : ndarray of shape (n_samples,)
+    {scores_attribute}
         Score of every row (higher = harder).
     {fitted_attributes}
 
@@ -79,19 +73,6 @@ class DataPruner(BaseSampler):
     _sampling_type = "bypass"
     # Read by imbalanced-learn's sampler machinery; pruners do not use it.
     sampling_strategy = "auto"
-
-    #: Whether scores are worth caching (training a network) or cheaper to
-    #: recompute than to look up (random draws).
-    _cache_scores = True
-
-    #: Whether scoring reads ``X``; pruners that do not (given or random
-    #: scores) accept ``X=None`` and prune from ``y`` alone.
-    _requires_X = True
-
-    #: Whether scores are real-valued, so that a handful of distinct values
-    #: means a degenerate query network (counts such as forgetting events
-    #: take few values by nature).
-    _continuous_scores = False
 
     _parameter_constraints = {
         "estimator": [HasMethods(["fit", "predict"]), None],
@@ -132,8 +113,8 @@ class DataPruner(BaseSampler):
         """Raise, before any training, for settings that cannot give scores.
 
         Parameter validation cannot see combinations (e.g. a window longer
-        than the estimator's schedule); subclasses check them here. Also
-        called by the fairness benchmark before its first cell.
+        than the estimator's schedule); subclasses check them here.
+        :func:`skprune.utils.check_pruner_settings` calls it.
         """
 
     def _combine_runs(self, run_scores):
@@ -193,84 +174,29 @@ class DataPruner(BaseSampler):
         y_kept : same type as y
             Their labels.
         """
-        if y is None:
-            raise ValueError(
-                f"{type(self).__name__} requires y to be passed, but the target y is "
-                "None: pruners keep samples per class."
-            )
-        if X is None:
-            y_checked, one_hot = self._check_targets(y)
-            self._prune(None, y_checked, _check_groups(groups, y_checked.shape[0]))
-            kept = self.sample_indices_
-            return None, _take_rows(y, np.asarray(y) if one_hot else y_checked, kept)
-        n_samples, n_labels = _num_samples_or_len(X), _num_samples_or_len(y)
-        if n_samples != n_labels:
-            raise ValueError(
-                f"X and y have different lengths: X has {n_samples} samples and y "
-                f"has {n_labels} labels. Pass one label per sample."
-            )
-        if isinstance(X, torch.utils.data.Dataset):
-            X_checked = X
-            y_checked, one_hot = self._check_targets(y)
-        else:
-            X_checked, y_checked, one_hot = self._check_X_y(X, y)
-        self._prune(X_checked, y_checked, _check_groups(groups, n_samples))
-        kept = self.sample_indices_
-        y_kept = _take_rows(y, np.asarray(y) if one_hot else y_checked, kept)
-        return _take_rows(X, X_checked, kept), y_kept
-
-    def _check_X_y(self, X, y, accept_sparse=None):
-        X = validate_data(
-            self, X=X, reset=True, accept_sparse=["csr", "csc"], dtype="numeric",
-            allow_nd=True, ensure_min_samples=2,
+        X_checked, y_checked, one_hot = self._check_inputs(X, y)
+        X_kept, y_kept = self._fit_resample(
+            X_checked, y_checked, groups=_check_groups(groups, y_checked.shape[0])
         )
-        y, one_hot = self._check_targets(y)
-        return X, y, one_hot
-
-    def _check_targets(self, y):
-        """Validated 1-D class labels, and whether ``y`` came one-hot encoded."""
-        y = np.asarray(y)
-        target_type = type_of_target(y, input_name="y", raise_unknown=True)
-        one_hot = target_type == "multilabel-indicator" and np.all(y.sum(axis=1) == 1)
-        if one_hot:
-            y = y.argmax(axis=1)
-            target_type = type_of_target(y)
-        else:
-            y = column_or_1d(y, warn=True)
-            target_type = type_of_target(y, input_name="y", raise_unknown=True)
-        if target_type not in ("binary", "multiclass"):
-            raise ValueError(
-                f"Unknown label type {target_type!r}: y must hold class labels (a "
-                "binary or multiclass target), got a "
-                f"{target_type} target. Pruners select samples per class, so "
-                "continuous or multi-output targets are not supported."
-            )
-        if np.unique(y).size < 2:
-            raise ValueError(
-                f"y has a single class ({np.unique(y)[0]!r}); pruning with class "
-                "quotas needs at least two classes."
-            )
-        return y, one_hot
-
-    def _fit_resample(self, X, y):
-        self._prune(X, y)
+        # The kept rows in the caller's own types: pandas keeps its index,
+        # lists stay lists, a one-hot target stays one-hot.
         kept = self.sample_indices_
-        return take_rows(X, kept), y[kept]
+        if _keeps_own_type(X):
+            X_kept = take_rows(X, kept)
+        if one_hot or _keeps_own_type(y):
+            y_kept = take_rows(y if _keeps_own_type(y) else np.asarray(y), kept)
+        return X_kept, y_kept
 
-    def _prune(self, X, y, groups=None, key=None):
-        """Score, allocate and select; sets the fitted attributes.
+    def _fit_resample(self, X, y, groups=None):
+        """Score, allocate and select on validated inputs; sets the fitted attributes.
 
-        ``key`` is the :class:`~skprune._context.DataKey` of a pruner that
-        fits this one on the same data (``StrategyQ``), so that the data is
-        hashed once.
+        Returns
+        -------
+        X_kept, y_kept
+            The kept rows of the validated ``X`` (``None`` when ``X`` is) and
+            ``y``.
         """
         owner = type(self).__name__
-        if X is None and self._requires_X:
-            raise ValueError(
-                f"{owner} scores the samples themselves, so X cannot be None; pass the "
-                "data. Only pruners that are given their scores (ScorePruner) or draw them "
-                "(RandomPruner) prune from y alone."
-            )
         labels = y if groups is None else groups
         group_labels, group_index = np.unique(labels, return_inverse=True)
         group_sizes = np.bincount(group_index)
@@ -295,16 +221,16 @@ class DataPruner(BaseSampler):
         context = PruningContext(
             X=X, y=y, groups=groups, group_labels=group_labels, group_index=group_index,
             group_sizes=group_sizes, n_keep=n_keep, density=self.density, seed=quota_seed,
-            key=key if key is not None else DataKey(X, y, owner),
+            key=DataKey.of(X, y, owner),
             cacheable_seed=isinstance(self.random_state, numbers.Integral),
             memory=self.memory, estimator=self.estimator, owner=owner, verbose=self.verbose,
         )
         # A bad selection parameter or schedule fails before any network trains.
-        selection = make_selection(self.selection)
-        selection._validate_params()
-        self._check_before_scoring()
+        selection = check_selection_and_schedule(self)
         with preserved_random_state():
-            self.scores_ = self._scores(context, score_seed)
+            seeds = run_seeds(score_seed, getattr(self, "n_runs", 1))
+            self.run_scores_ = run_scores(self, context, seeds)
+            self.scores_ = self._combine_runs(self.run_scores_)
             tie_break = np.random.RandomState(tie_seed)
             if self.quota is None:
                 self.quota_ = None
@@ -312,7 +238,10 @@ class DataPruner(BaseSampler):
                     self.scores_, group_index, n_keep, tie_break
                 )
             else:
-                self.quota_ = make_quota(self.quota).fit(context)
+                # A pruner that the quota fits on the same data (StrategyQ)
+                # reuses this fit's content hash.
+                with context.key.shared(X, y):
+                    self.quota_ = make_quota(self.quota).fit(context)
                 counts = allocate_class_counts(group_sizes, self.quota_.weights_, n_keep)
                 _warn_starved(self.quota_, group_labels, group_sizes, counts, self.density)
                 self.sample_indices_ = selection.select(
@@ -321,82 +250,101 @@ class DataPruner(BaseSampler):
         self._set_counts(y, context)
         if groups is not None:
             _warn_lost_classes(owner, y, self.sample_indices_)
-        return context
+        kept = self.sample_indices_
+        return (None if X is None else take_rows(X, kept)), y[kept]
+
+    def _check_inputs(self, X, y):
+        """Validated ``X`` (``None`` allowed where scoring does not read it) and labels.
+
+        Returns
+        -------
+        X, y, one_hot
+            ``one_hot``: whether ``y`` came one-hot encoded.
+        """
+        if y is None:
+            raise ValueError(
+                f"{type(self).__name__} requires y to be passed, but the target y is "
+                "None: pruners keep samples per class."
+            )
+        if X is None:
+            if get_tags(self).pruner_tags.requires_X:
+                raise ValueError(
+                    f"{type(self).__name__} scores the samples themselves, so X cannot be "
+                    "None; pass the data. Only pruners that are given their scores "
+                    "(ScorePruner) or draw them (RandomPruner) prune from y alone."
+                )
+            return (None, *self._check_targets(y))
+        n_samples, n_labels = _num_samples_or_len(X), _num_samples_or_len(y)
+        if n_samples != n_labels:
+            raise ValueError(
+                f"X and y have different lengths: X has {n_samples} samples and y "
+                f"has {n_labels} labels. Pass one label per sample."
+            )
+        if isinstance(X, torch.utils.data.Dataset):
+            return (X, *self._check_targets(y))
+        return self._check_X_y(X, y)
+
+    def _check_X_y(self, X, y, accept_sparse=None):
+        X = validate_data(
+            self, X=X, reset=True, accept_sparse=["csr", "csc"], dtype="numeric",
+            allow_nd=True, ensure_min_samples=2,
+        )
+        y, one_hot = self._check_targets(y)
+        return X, y, one_hot
+
+    def _check_targets(self, y):
+        """Validated 1-D class labels, and whether ``y`` came one-hot encoded."""
+        y = np.asarray(y)
+        target_type = type_of_target(y, input_name="y", raise_unknown=True)
+        one_hot = target_type == "multilabel-indicator" and np.all(y.sum(axis=1) == 1)
+        if one_hot:
+            y = y.argmax(axis=1)
+            target_type = type_of_target(y)
+        elif y.ndim != 1:
+            y = column_or_1d(y, warn=True)
+            target_type = type_of_target(y, input_name="y", raise_unknown=True)
+        if target_type not in ("binary", "multiclass"):
+            raise ValueError(
+                f"Unknown label type {target_type!r}: y must hold class labels (a "
+                "binary or multiclass target), got a "
+                f"{target_type} target. Pruners select samples per class, so "
+                "continuous or multi-output targets are not supported."
+            )
+        if target_type == "binary" and np.unique(y).size < 2:
+            raise ValueError(
+                f"y has a single class ({np.unique(y)[0]!r}); pruning with class "
+                "quotas needs at least two classes."
+            )
+        return y, one_hot
 
     def _set_counts(self, y, context):
-        self.class_counts_, self.class_densities_ = _kept_per(y, self.sample_indices_)
+        if context.groups is None:  # the groups are the classes, already counted
+            self.class_counts_, self.class_densities_ = _kept_per(
+                context.group_labels, context.group_index, self.sample_indices_
+            )
+        else:
+            self.class_counts_, self.class_densities_ = _kept_per(
+                *np.unique(y, return_inverse=True), self.sample_indices_
+            )
         self.sampling_strategy_ = dict(self.class_counts_)
         for name in ("group_counts_", "group_densities_", "class_weights_",
                      "group_weights_", "class_recall_", "group_recall_"):
             self.__dict__.pop(name, None)
         if context.groups is not None:
             self.group_counts_, self.group_densities_ = _kept_per(
-                context.groups, self.sample_indices_
+                context.group_labels, context.group_index, self.sample_indices_
             )
         if self.quota_ is not None:
             kind = "class" if context.groups is None else "group"
             setattr(self, f"{kind}_weights_", dict(zip(context.group_labels.tolist(),
-                                                       self.quota_.weights_.tolist())))
+                                                       self.quota_.weights_.tolist(),
+                                                       strict=True)))
             if hasattr(self.quota_, "group_recall_"):
                 setattr(self, f"{kind}_recall_", self.quota_.group_recall_)
 
-    def _scores(self, context, seed):
-        """Scores of every row: each run read from the cache or computed, checked, combined."""
-        owner = context.owner
-        cacheable = self._cache_scores and context.data_key is not None
-        score_params = {
-            name: value for name, value in self.get_params(deep=False).items()
-            if name not in NON_SCORE_PARAMS
-        }
-        n_samples = context.n_samples
-        seeds = run_seeds(seed, getattr(self, "n_runs", 1))
-        entries = [
-            CacheEntry(
-                self.memory,
-                (type(self), score_params, context.data_key, run_seed) if cacheable else None,
-                check=lambda result: check_scores(result["scores"], n_samples, owner),
-                what=f"{owner} scores",
-            )
-            for run_seed in seeds
-        ]
-        results = [entry.load() for entry in entries]
-        missing = [run for run, result in enumerate(results) if result is None]
-        with progress(len(missing), f"{owner} query runs", self.verbose) as bar:
-            for run, scores in self._compute_runs(context, [seeds[run] for run in missing]):
-                results[missing[run]] = entries[missing[run]].store({"scores": scores})
-                bar.update()
-        run_scores = []
-        for result in results:
-            scores = result["scores"].astype(float)
-            if self._continuous_scores:
-                _warn_collapsed(scores, owner)
-            run_scores.append(scores)
-        self.run_scores_ = np.stack(run_scores)
-        return self._combine_runs(self.run_scores_)
-
-    def _compute_runs(self, context, seeds):
-        """``(position, scores)`` of every run seed, as the runs finish.
-
-        With ``n_jobs`` other than 1 the runs train in parallel worker
-        processes (joblib), one per CUDA device in turn when the estimator
-        runs on CUDA and several devices are visible. Every run is seeded on
-        its own, so the scores are those of the sequential runs.
-        """
-        n_jobs = 1 if self.n_jobs is None else self.n_jobs
-        if len(seeds) <= 1 or effective_n_jobs(n_jobs) == 1:
-            for position, run_seed in enumerate(seeds):
-                yield position, self._score_run(context.X, context.y, run_seed)
-            return
-        devices = _run_devices(self.estimator, len(seeds))
-        threads = max(1, torch.get_num_threads() // min(effective_n_jobs(n_jobs), len(seeds)))
-        tasks = (delayed(_score_run_in_worker)(self, context.X, context.y, run_seed, device,
-                                               threads)
-                 for run_seed, device in zip(seeds, devices))
-        outputs = Parallel(n_jobs=n_jobs, return_as="generator")(tasks)
-        yield from enumerate(outputs)
-
     def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
+        tags = with_pruner_tags(super().__sklearn_tags__())
+        tags.pruner_tags.query_runs = _default_n_runs(type(self))
         tags.input_tags.sparse = True
         tags.input_tags.allow_nan = False
         tags.input_tags.string = False
@@ -404,29 +352,20 @@ class DataPruner(BaseSampler):
         return tags
 
 
+@functools.cache
+def _default_n_runs(pruner_class):
+    """The default of a pruner class's ``n_runs``, or 1 without one.
+
+    The runs a strategy's authors combine are its ``n_runs`` default.
+    """
+    n_runs = inspect.signature(pruner_class).parameters.get("n_runs")
+    return 1 if n_runs is None else n_runs.default
+
+
 def _num_samples_or_len(obj):
     if isinstance(obj, torch.utils.data.Dataset):
         return len(obj)
     return _num_samples(obj)
-
-
-def _run_devices(estimator, n_runs):
-    """The device of every parallel run: CUDA devices in turn, or ``None`` (unchanged)."""
-    device = getattr(estimator, "device", None)
-    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    if count > 1 and str(resolve_device(device)) == "cuda":
-        return [f"cuda:{run % count}" for run in range(n_runs)]
-    return [None] * n_runs
-
-
-def _score_run_in_worker(pruner, X, y, seed, device, threads):
-    """One run's scores in a worker process, on ``device`` with ``threads`` torch threads."""
-    torch.set_num_threads(threads)
-    if device is not None:
-        # The worker's own copy of the pruner: its estimator may be changed.
-        pruner.estimator.set_params(device=device)
-    with preserved_random_state():
-        return pruner._score_run(X, y, seed)
 
 
 def _check_groups(groups, n_samples):
@@ -446,20 +385,20 @@ def _check_groups(groups, n_samples):
     return groups
 
 
-def _kept_per(labels, kept):
-    """Kept rows and kept fraction of every label, as two dicts."""
-    values, index = np.unique(labels, return_inverse=True)
-    sizes = np.bincount(index)
+def _kept_per(values, index, kept):
+    """Kept rows and kept fraction of every label, as two dicts.
+
+    ``values`` and ``index`` are ``np.unique(labels, return_inverse=True)``.
+    """
+    sizes = np.bincount(index, minlength=values.size)
     counts = np.bincount(index[kept], minlength=values.size)
-    return (dict(zip(values.tolist(), counts.tolist())),
-            dict(zip(values.tolist(), (counts / sizes).tolist())))
+    return (dict(zip(values.tolist(), counts.tolist(), strict=True)),
+            dict(zip(values.tolist(), (counts / sizes).tolist(), strict=True)))
 
 
-def _take_rows(original, checked, indices):
-    """Kept rows in the caller's own type: pandas keeps its index, lists stay lists."""
-    if isinstance(original, (torch.utils.data.Dataset, list)) or hasattr(original, "iloc"):
-        return take_rows(original, indices)
-    return checked[indices]
+def _keeps_own_type(obj):
+    """Whether kept rows are taken from the caller's object rather than its validated copy."""
+    return isinstance(obj, (torch.utils.data.Dataset, list)) or hasattr(obj, "iloc")
 
 
 def smallest_density(n_groups, n_samples, digits=3):
@@ -494,47 +433,6 @@ def smallest_density(n_groups, n_samples, digits=3):
     return format(min(density, Decimal(1)).normalize(), "f")
 
 
-def check_scores(scores, n_samples, owner):
-    """Raise a ``ValueError`` unless ``scores`` is one finite real number per row.
-
-    Parameters
-    ----------
-    scores : ndarray
-    n_samples : int
-    owner : str
-        Name of the pruner, for the message.
-    """
-    scores = np.asarray(scores)
-    if scores.shape != (n_samples,):
-        raise ValueError(
-            f"{owner} scores must be one number per row, shape ({n_samples},); got shape "
-            f"{scores.shape}"
-        )
-    if scores.dtype.kind not in "biuf":
-        raise ValueError(f"{owner} scores must be real numbers; got dtype {scores.dtype}")
-    if not np.all(np.isfinite(scores)):
-        raise ValueError(
-            f"{owner} scores must be finite; {int(np.sum(~np.isfinite(scores)))} of "
-            f"{n_samples} are NaN or infinite"
-        )
-
-
-def _warn_collapsed(scores, owner):
-    # Continuous scores with a handful of distinct values mean the query
-    # network's outputs saturated onto a few patterns (e.g. after an
-    # exploding learning rate): the ranking is then mostly tie breaks.
-    distinct = np.unique(scores).size
-    if scores.size >= 20 and distinct <= 2:
-        warnings.warn(
-            f"{owner}'s scores collapsed onto {distinct} distinct value(s) over "
-            f"{scores.size} rows: its query network is degenerate (typically a learning "
-            "rate (lr) far too large, or unscaled inputs), so the selection is close to "
-            "arbitrary. Lower the estimator's lr or check the inputs.",
-            DegenerateTrainingWarning,
-            stacklevel=4,
-        )
-
-
 def _warn_lost_classes(owner, y, kept):
     # Quotas and the guaranteed row are per group: a class that spans
     # several groups can lose every row.
@@ -558,7 +456,7 @@ def _warn_starved(quota, group_labels, group_sizes, counts, density):
     names = group_labels[starved].tolist()
     detail = ", ".join(
         f"{label}: {count} of {size}"
-        for label, count, size in zip(names, counts[starved], group_sizes[starved])
+        for label, count, size in zip(names, counts[starved], group_sizes[starved], strict=True)
     )
     hint = quota._starvation_hint()
     warnings.warn(

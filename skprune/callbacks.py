@@ -1,5 +1,8 @@
 """skorch callbacks that record per-sample training dynamics.
 
+They adapt :class:`skprune.recording.DynamicsRecorder`, which works with any
+training loop, to skorch's nets.
+
 skorch's ``on_batch_end`` hands callbacks the batch's predictions but not
 which samples they belong to. Instead of changing what the module receives
 (which would tie the recorder to modules that accept an extra index input),
@@ -17,9 +20,11 @@ from skorch.callbacks import Callback
 from skorch.dataset import unpack_data
 from torch.utils.data import Sampler
 
+from .recording import DynamicsRecorder
 from .utils._modules import OUTPUT_KINDS, output_kind
 
 __all__ = ["PositionBatchSampler", "TrainingDynamicsRecorder", "output_kind"]
+
 
 class PositionBatchSampler(Sampler):
     """Batches of dataset positions that remember each epoch's order.
@@ -89,11 +94,12 @@ class PositionBatchSampler(Sampler):
 class TrainingDynamicsRecorder(Callback):
     """Record, for every sample and epoch, correctness and true-class probability.
 
-    With ``record="train"`` both are read from the training forward pass
-    (train mode, before the optimizer step), so recording adds no forward
-    pass: per batch the recorder only keeps a reference to the detached
-    predictions, and converts them in large chunks (one device-to-host copy
-    per chunk). Sample positions come from a :class:`PositionBatchSampler`
+    The skorch adapter of :class:`~skprune.recording.DynamicsRecorder`: it
+    hands that recorder every training batch with its sample positions and
+    ends its epochs. With ``record="train"`` both are read from the training
+    forward pass (train mode, before the optimizer step), so recording adds
+    no forward pass and no per-batch work beyond keeping a reference to the
+    predictions. Sample positions come from a :class:`PositionBatchSampler`
     that must be the net's ``iterator_train__batch_sampler``; positions are
     rows of the data given to ``fit``, not global ids, so the recorder works
     on cross-validation folds.
@@ -117,27 +123,25 @@ class TrainingDynamicsRecorder(Callback):
     output : {"auto", "probabilities", "logits"}, default="auto"
         What the module outputs.
     margins : bool, default=False
-        Also record every sample's margin (Pleiss et al.'s, for the area
-        under the margin): its assigned class's logit minus the largest
-        other logit. For a module that outputs probabilities, the same
-        difference of log-probabilities (equal, as log-softmax shifts every
-        logit of a row by the same amount).
+        Also record every sample's margin, as
+        :class:`~skprune.recording.DynamicsRecorder` does.
 
     Attributes
     ----------
-    correct_ : ndarray of shape (n_epochs, n_samples), dtype bool
-        Whether the predicted class (the arg-max) was the true class.
-    proba_ : ndarray of shape (n_epochs, n_samples), dtype float32
-        Predicted probability of the true class.
-    margin_ : ndarray of shape (n_epochs, n_samples), dtype float32, or None
-        Margin of the true class, with ``margins=True``.
-    n_epochs_ : int
-        Number of epochs recorded.
+    recorder_ : DynamicsRecorder
+        The recorder, kept across ``partial_fit`` calls on data of the same
+        length.
+    correct_, proba_, margin_, n_epochs_
+        The recorder's records (see
+        :class:`~skprune.recording.DynamicsRecorder`), each of shape
+        ``(n_epochs, n_samples)``.
 
     See Also
     --------
     PositionBatchSampler : the batch sampler that carries sample positions.
-    ForgettingPruner, DynamicUncertaintyPruner : pruners scoring these records.
+    skprune.recording.DynamicsRecorder : the recorder, for any training loop.
+    skprune.ForgettingPruner, skprune.DynamicUncertaintyPruner : pruners
+        scoring these records.
 
     Examples
     --------
@@ -162,11 +166,6 @@ class TrainingDynamicsRecorder(Callback):
     True
     """
 
-    #: Predictions buffered before they are reduced to two numbers a sample;
-    #: large enough to amortise the per-chunk work, small enough not to hold
-    #: an epoch of (n_samples, n_classes) outputs on the device.
-    chunk_rows = 1 << 14
-
     def __init__(self, record="train", output="auto", margins=False):
         self.record = record
         self.output = output
@@ -179,20 +178,29 @@ class TrainingDynamicsRecorder(Callback):
             raise ValueError(
                 f"output must be 'auto', 'probabilities' or 'logits'; got {self.output!r}."
             )
-        self.correct_ = None
-        self.proba_ = None
-        self.margin_ = None
-        self.n_epochs_ = 0
-        self.output_ = None
+        self.recorder_ = None
         self.batch_sampler_ = None
         self.dataset_ = None
-        self.pending_ = []
-        self.pending_rows_ = 0
         self.cursor_ = 0
         return self
 
+    @property
+    def correct_(self):
+        return None if self.recorder_ is None else self.recorder_.correct_
+
+    @property
+    def proba_(self):
+        return None if self.recorder_ is None else self.recorder_.proba_
+
+    @property
+    def margin_(self):
+        return None if self.recorder_ is None else self.recorder_.margin_
+
+    @property
+    def n_epochs_(self):
+        return 0 if self.recorder_ is None else self.recorder_.n_epochs_
+
     def on_train_begin(self, net, X=None, y=None, **kwargs):
-        self.output_ = self._resolve_output(net)
         dataset = net.get_dataset(X, y)
         n_samples = len(dataset)
         if self.record == "train":
@@ -213,43 +221,39 @@ class TrainingDynamicsRecorder(Callback):
             self.batch_sampler_ = sampler
         else:
             self.dataset_ = dataset
-        if self.correct_ is None or self.correct_.shape[1] != n_samples:
-            self.correct_ = np.zeros((0, n_samples), dtype=bool)
-            self.proba_ = np.zeros((0, n_samples), dtype=np.float32)
-            self.margin_ = np.zeros((0, n_samples), dtype=np.float32) if self.margins else None
-            self.n_epochs_ = 0
-        self._reserve(self.n_epochs_ + max(int(net.max_epochs), 1))
+        if self.recorder_ is None or self.recorder_.n_samples != n_samples:
+            self.recorder_ = DynamicsRecorder(
+                n_samples, output=self._resolve_output(net), margins=self.margins
+            )
 
     def on_epoch_begin(self, net, **kwargs):
-        self._reserve(self.n_epochs_ + 1)
-        self.pending_, self.pending_rows_, self.cursor_ = [], 0, 0
+        self.cursor_ = 0
 
     def on_batch_end(self, net, batch=None, training=None, y_pred=None, **kwargs):
         if not training or self.record != "train":
             return
-        y_pred = _first_output(y_pred)
-        self.pending_.append((y_pred.detach(), unpack_data(batch)[1]))
-        self.pending_rows_ += len(y_pred)
-        if self.pending_rows_ >= self.chunk_rows:
-            self._flush(self.batch_sampler_.order_)
+        if isinstance(y_pred, (tuple, list)):
+            y_pred = y_pred[0]
+        start, self.cursor_ = self.cursor_, self.cursor_ + len(y_pred)
+        positions = self.batch_sampler_.order_[start:self.cursor_]
+        self.recorder_.update(positions, y_pred, unpack_data(batch)[1])
 
     def on_epoch_end(self, net, **kwargs):
-        if self.record == "train":
-            self._flush(self.batch_sampler_.order_)
-        else:
-            self._eval_pass(net)
-        self.n_epochs_ += 1
+        if self.record == "eval":
+            start = 0
+            for batch in net.get_iterator(self.dataset_, training=False):
+                y_pred = net.evaluation_step(batch, training=False)
+                if isinstance(y_pred, (tuple, list)):
+                    y_pred = y_pred[0]
+                self.recorder_.update(np.arange(start, start + len(y_pred)), y_pred,
+                                      unpack_data(batch)[1])
+                start += len(y_pred)
+        self.recorder_.end_epoch()
 
     def on_train_end(self, net, **kwargs):
-        # Trim the rows reserved for epochs that did not run (early stopping)
-        # and drop the data reference, so that the fitted net does not carry
-        # (or pickle) a copy of the training data.
-        self.correct_ = self.correct_[: self.n_epochs_]
-        self.proba_ = self.proba_[: self.n_epochs_]
-        if self.margin_ is not None:
-            self.margin_ = self.margin_[: self.n_epochs_]
+        # Drop the data reference, so that the fitted net does not carry (or
+        # pickle) a copy of the training data.
         self.dataset_ = None
-        self.pending_ = []
 
     def _resolve_output(self, net):
         if self.output != "auto":
@@ -263,79 +267,3 @@ class TrainingDynamicsRecorder(Callback):
                 "logits, or pass output='probabilities' or output='logits'."
             )
         return kind
-
-    def _reserve(self, n_epochs):
-        """Grow the record arrays to hold at least ``n_epochs`` rows."""
-        if self.correct_.shape[0] >= n_epochs:
-            return
-        extra = n_epochs - self.correct_.shape[0]
-        n_samples = self.correct_.shape[1]
-        self.correct_ = np.concatenate([self.correct_, np.zeros((extra, n_samples), bool)])
-        self.proba_ = np.concatenate(
-            [self.proba_, np.full((extra, n_samples), np.nan, dtype=np.float32)]
-        )
-        if self.margin_ is not None:
-            self.margin_ = np.concatenate(
-                [self.margin_, np.full((extra, n_samples), np.nan, dtype=np.float32)]
-            )
-
-    def _flush(self, order):
-        """Reduce the buffered predictions and write them at their positions."""
-        if not self.pending_:
-            return
-        y_pred = torch.cat([pred for pred, _ in self.pending_])
-        if y_pred.ndim != 2:
-            raise ValueError(
-                "TrainingDynamicsRecorder expects the module to output (batch, n_classes) "
-                f"class scores; got an output of shape {tuple(y_pred.shape)}."
-            )
-        targets = torch.cat([torch.as_tensor(target) for _, target in self.pending_])
-        targets = targets.to(y_pred.device, dtype=torch.int64).reshape(-1, 1)
-        with torch.no_grad():
-            y_pred = y_pred.float()
-            top, predicted = y_pred.max(dim=1, keepdim=True)
-            correct = predicted == targets
-            if self.output_ == "logits":
-                # A softmax of the true class only, shifted by the row maximum
-                # for stability: on CPU it is several times faster than
-                # log_softmax over rows of a few classes.
-                proba = (y_pred.gather(1, targets) - top).exp_()
-                proba /= (y_pred - top).exp_().sum(dim=1, keepdim=True)
-            else:
-                proba = y_pred.gather(1, targets)
-            columns = [proba, correct.float()]
-            if self.margin_ is not None:
-                columns.append(_margin(y_pred, targets, self.output_))
-            # One device-to-host copy for every quantity.
-            values = torch.cat(columns, dim=1).cpu().numpy()
-        positions = order[self.cursor_:self.cursor_ + len(values)]
-        self.proba_[self.n_epochs_, positions] = values[:, 0]
-        self.correct_[self.n_epochs_, positions] = values[:, 1] > 0.5
-        if self.margin_ is not None:
-            self.margin_[self.n_epochs_, positions] = values[:, 2]
-        self.cursor_ += len(values)
-        self.pending_, self.pending_rows_ = [], 0
-
-    def _eval_pass(self, net):
-        order = np.arange(len(self.dataset_))
-        for batch in net.get_iterator(self.dataset_, training=False):
-            y_pred = _first_output(net.evaluation_step(batch, training=False))
-            self.pending_.append((y_pred, unpack_data(batch)[1]))
-            self.pending_rows_ += len(y_pred)
-            if self.pending_rows_ >= self.chunk_rows:
-                self._flush(order)
-        self._flush(order)
-
-
-def _margin(y_pred, targets, kind):
-    """The true class's logit (log-probability) minus the largest other one, per row."""
-    if kind == "probabilities":
-        y_pred = torch.log(y_pred.clamp_min(torch.finfo(y_pred.dtype).tiny))
-    assigned = y_pred.gather(1, targets)
-    others = y_pred.scatter(1, targets, float("-inf"))
-    return assigned - others.max(dim=1, keepdim=True).values
-
-
-def _first_output(y_pred):
-    # skorch predicts from the first output of modules that return several.
-    return y_pred[0] if isinstance(y_pred, (tuple, list)) else y_pred

@@ -9,14 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import make_tiny_net
+from conftest import make_tiny_net, small_imbalanced
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV
 from sklearn.tree import DecisionTreeClassifier
 from skorch.callbacks import Callback
 from skorch.dataset import ValidSplit
 
-from skprune import MetriQ, RandomPruner, make_pipeline
+from skprune import EL2NPruner, ForgettingPruner, MetriQ, RandomPruner, StrategyQ, make_pipeline
 from skprune.cache import CACHE_FOLDER, cached_result, clear_process_cache, fingerprint
 
 TESTS = Path(__file__).parent
@@ -432,3 +432,25 @@ def test_a_changed_class_definition_is_a_different_key(tmp_path, monkeypatch):
     reverted = fingerprint(load("class Net:\n    layers = 1\n", "reverted"))
     assert old != edited
     assert old == reverted
+
+
+
+def test_strategy_quota_hashes_the_data_once(monkeypatch):
+    # StrategyQ fits its pruner through the public fit; that pruner reuses the
+    # outer fit's content hash of the very same data instead of hashing it again.
+    import skprune._context as context
+
+    hashed = []
+    original = context.fingerprint
+    monkeypatch.setattr(context, "fingerprint",
+                        lambda data: hashed.append(data) or original(data))
+    X, y = small_imbalanced(n=(40, 30, 20))
+    net = make_tiny_net(n_classes=3, max_epochs=2)
+    pruner = ForgettingPruner(net, density=0.5, quota=StrategyQ(EL2NPruner(net, n_runs=1)),
+                              random_state=0).fit(X, y)
+    assert len(hashed) == 1
+    assert sum(pruner.quota_.strategy_class_counts_.values()) == 45
+    # A second fit on a copy is hashed anew (identity, not a stale memo).
+    hashed.clear()
+    ForgettingPruner(net, density=0.5, random_state=0).fit(X.copy(), y)
+    assert len(hashed) == 1

@@ -14,11 +14,15 @@ from skprune import (
     metrics,
     models,
     quotas,
+    recording,
+    scores,
     selection,
+    utils,
 )
+from skprune.utils import estimator_checks
 
 MODULES = (skprune, callbacks, datasets, exceptions, gradients, metrics, models, quotas,
-           selection)
+           recording, scores, selection, utils, estimator_checks)
 
 
 def public_objects():

@@ -13,9 +13,10 @@ from skorch import NeuralNetClassifier
 from skorch.dataset import ValidSplit
 
 from skprune import RandomPruner, StrategyQ, make_pipeline
-from skprune._dynamics import dynamic_uncertainty, forgetting_events, record_dynamics
-from skprune.exceptions import TrainingDivergedError
+from skprune._query_training import record_query_training
 from skprune.callbacks import PositionBatchSampler, TrainingDynamicsRecorder
+from skprune.exceptions import TrainingDivergedError
+from skprune.scores import dynamic_uncertainty, forgetting_events
 from skprune.strategies._dynamic_uncertainty import DynamicUncertaintyPruner
 from skprune.strategies._forgetting import ForgettingPruner
 
@@ -111,7 +112,7 @@ def oracle_net(probabilities=False, **params):
 @pytest.mark.parametrize("probabilities", [False, True], ids=["logits-CE", "softmax-NLL"])
 def test_recorder_writes_every_sample_at_its_position(probabilities):
     X, y, wrong = oracle_data()
-    recorder = record_dynamics(
+    recorder = record_query_training(
         oracle_net(probabilities), X, y, seed=0, owner="test", record="train", margins=True
     )
     correct, proba, margin = recorder.correct_, recorder.proba_, recorder.margin_
@@ -154,8 +155,8 @@ class DropoutOracle(Oracle):
 def test_record_eval_reads_an_eval_mode_pass():
     X, y, wrong = oracle_data()
     net = oracle_net(module=DropoutOracle, max_epochs=4)
-    proba_eval = record_dynamics(net, X, y, seed=0, owner="test", record="eval").proba_
-    proba_train = record_dynamics(net, X, y, seed=0, owner="test", record="train").proba_
+    proba_eval = record_query_training(net, X, y, seed=0, owner="test", record="eval").proba_
+    proba_train = record_query_training(net, X, y, seed=0, owner="test", record="train").proba_
     np.testing.assert_allclose(proba_eval, np.tile(proba_eval[0], (4, 1)))
     assert not np.allclose(proba_train, proba_eval)
     pruner = DynamicUncertaintyPruner(net, window=3, record="eval", random_state=0).fit(X, y)
@@ -259,7 +260,7 @@ def test_user_net_is_never_mutated(small_digits):
     ForgettingPruner(net, random_state=0).fit(X, y)
     # The query clone records every row every epoch (unrecorded entries
     # would be NaN) despite the user's validation split and drop_last.
-    proba = record_dynamics(net, X, y, seed=0, owner="test").proba_
+    proba = record_query_training(net, X, y, seed=0, owner="test").proba_
     assert proba.shape == (2, y.size) and np.isfinite(proba).all()
     DynamicUncertaintyPruner(net, window=2, record="eval", random_state=0).fit(X, y)
     assert {k: repr(v) for k, v in net.get_params(deep=False).items()} == before

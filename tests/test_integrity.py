@@ -128,10 +128,13 @@ def test_invalid_scores_raise_before_selection(small, make_scores, match):
 
 
 class TwoValueScores(RandomPruner):
-    _continuous_scores = True
-
     def _score_run(self, X, y, seed):
         return (y % 2).astype(float)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.pruner_tags.continuous_scores = True
+        return tags
 
 
 def test_collapsed_continuous_scores_are_flagged(small):

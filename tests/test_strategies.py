@@ -21,7 +21,7 @@ from skprune import (
     make_pipeline,
 )
 from skprune.models import MLP
-from skprune.strategies import k_center_order, prototype_distances, uncertainty
+from skprune.scores import k_center_order, prototype_distances, uncertainty
 
 
 def covering_radius(points, centers):

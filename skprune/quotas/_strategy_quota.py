@@ -1,6 +1,5 @@
 """StrategyQ: quotas copied from another pruner."""
 
-import numbers
 
 import numpy as np
 from sklearn.base import clone
@@ -70,9 +69,11 @@ class StrategyQ(BaseQuota):
             )
         if strategy.memory is None:
             strategy.set_params(memory=context.memory)
-        strategy._validate_params()
-        strategy._prune(context.X, context.y, context.groups, key=context.key)
+        groups = {} if context.groups is None else {"groups": context.groups}
+        strategy.fit(context.X, context.y, **groups)
         kept = np.bincount(context.group_index[strategy.sample_indices_],
                            minlength=context.group_labels.shape[0])
-        self.strategy_class_counts_ = dict(zip(context.group_labels.tolist(), kept.tolist()))
+        self.strategy_class_counts_ = dict(
+            zip(context.group_labels.tolist(), kept.tolist(), strict=True)
+        )
         return kept / context.group_sizes

@@ -166,8 +166,13 @@ def rank_by_score(scores, random_state, descending=True):
     # As floats: negating unsigned integers would wrap around, booleans fail.
     scores = np.asarray(scores, dtype=float)
     tie_break = random_state.permutation(scores.shape[0])
-    # lexsort sorts by its last key first: the score, then tie_break.
-    return np.lexsort((tie_break, -scores if descending else scores))
+    # By score, ties in increasing tie_break: a stable sort of the rows taken
+    # in tie_break order (the order np.lexsort((tie_break, -scores)) gives,
+    # at half its cost).
+    by_tie_break = np.empty_like(tie_break)
+    by_tie_break[tie_break] = np.arange(tie_break.size)
+    keys = -scores[by_tie_break] if descending else scores[by_tie_break]
+    return by_tie_break[np.argsort(keys, kind="stable")]
 
 
 class HardestFirst(RankingSelection):

@@ -1,29 +1,30 @@
-"""Pruning strategies: each one only defines how samples are scored."""
+"""Pruning strategies: each one only defines how samples are scored.
+
+A strategy is one module here and one entry in ``__all__`` below: skprune
+exports it, the API reference lists it, and the common tests check it.
+"""
 
 from ._aum import AUMPruner
-from ._coreset import CoreSetPruner, k_center_order, pick_order_scores
+from ._coreset import CoreSetPruner
 from ._dynamic_uncertainty import DynamicUncertaintyPruner
 from ._el2n import EL2NPruner
 from ._forgetting import ForgettingPruner
 from ._grand import GraNdPruner
-from ._prototype import PrototypePruner, prototype_distances
+from ._prototype import PrototypePruner
 from ._random_pruner import RandomPruner
 from ._score_pruner import ScorePruner
-from ._uncertainty import UncertaintyPruner, uncertainty
+from ._uncertainty import UncertaintyPruner
 
+# In the order of the API reference: the paper's strategies, then the others.
 __all__ = [
-    "AUMPruner",
-    "CoreSetPruner",
-    "DynamicUncertaintyPruner",
-    "EL2NPruner",
-    "ForgettingPruner",
-    "GraNdPruner",
-    "PrototypePruner",
     "RandomPruner",
-    "ScorePruner",
+    "EL2NPruner",
+    "GraNdPruner",
+    "ForgettingPruner",
+    "DynamicUncertaintyPruner",
+    "CoreSetPruner",
+    "PrototypePruner",
     "UncertaintyPruner",
-    "k_center_order",
-    "pick_order_scores",
-    "prototype_distances",
-    "uncertainty",
+    "AUMPruner",
+    "ScorePruner",
 ]

@@ -10,10 +10,10 @@ import math
 from abc import abstractmethod
 from numbers import Integral
 
+from sklearn.utils import get_tags
 from sklearn.utils._param_validation import Interval
 
-from .._dynamics import record_dynamics
-from .._query_training import check_skorch_classifier, train_query_net
+from .._query_training import check_skorch_classifier, record_query_training, train_query_net
 from ..base import DataPruner
 from ..utils._torch_data import net_inputs, net_targets
 
@@ -25,17 +25,12 @@ class QueryNetPruner(DataPruner):
     data (through the one query path, :func:`skprune._query_training.train_query_net`),
     then every sample is scored in eval mode over the net's non-augmenting
     iterator (``iterator_valid``). Scores are averaged over ``n_runs``
-    independent initializations. Subclasses implement :meth:`_score_net`
-    and say how much of the estimator's schedule ``epochs=None`` means
-    (``_default_epoch_fraction``: 10% for GraNd and EL2N, the whole
-    schedule for the others).
+    independent initializations. Subclasses implement :meth:`_score_net`;
+    how much of the estimator's schedule ``epochs=None`` trains is their
+    ``query_fraction`` tag (:class:`~skprune.utils.PrunerTags`: 10% for
+    GraNd and EL2N, the whole schedule for the others), rounded up to at
+    least one epoch.
     """
-
-    _continuous_scores = True
-
-    #: Fraction of the estimator's ``max_epochs`` trained when ``epochs=None``
-    #: (rounded up, at least one epoch).
-    _default_epoch_fraction = 1.0
 
     _parameter_constraints = {
         **DataPruner._parameter_constraints,
@@ -43,16 +38,11 @@ class QueryNetPruner(DataPruner):
         "n_runs": [Interval(Integral, 1, None, closed="left")],
     }
 
-    def __init__(
-        self, estimator=None, *, density=0.5, quota=None, selection="hardest", epochs=None,
-        n_runs=5, random_state=None, memory=None,
-        n_jobs=None, verbose=0,
-    ):
-        super().__init__(
-            estimator, density=density, quota=quota, selection=selection,
-            random_state=random_state, memory=memory, n_jobs=n_jobs,
-            verbose=verbose,
-        )
+    def __init__(self, estimator=None, *, density=0.5, quota=None, selection="hardest",
+                 epochs=None, n_runs=5, random_state=None, memory=None, n_jobs=None, verbose=0):
+        super().__init__(estimator, density=density, quota=quota, selection=selection,
+                         random_state=random_state, memory=memory, n_jobs=n_jobs,
+                         verbose=verbose)
         self.epochs = epochs
         self.n_runs = n_runs
 
@@ -88,7 +78,13 @@ class QueryNetPruner(DataPruner):
     def _query_epochs(self):
         if self.epochs is not None:
             return self.epochs
-        return max(1, math.ceil(self._default_epoch_fraction * self.estimator.max_epochs - 1e-9))
+        fraction = get_tags(self).pruner_tags.query_fraction
+        return max(1, math.ceil(fraction * self.estimator.max_epochs - 1e-9))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.pruner_tags.continuous_scores = True
+        return tags
 
 
 class TrainingDynamicsPruner(DataPruner):
@@ -108,16 +104,11 @@ class TrainingDynamicsPruner(DataPruner):
         "n_runs": [Interval(Integral, 1, None, closed="left")],
     }
 
-    def __init__(
-        self, estimator=None, *, density=0.5, quota=None, selection="hardest", n_runs=1,
-        random_state=None, memory=None,
-        n_jobs=None, verbose=0,
-    ):
-        super().__init__(
-            estimator, density=density, quota=quota, selection=selection,
-            random_state=random_state, memory=memory, n_jobs=n_jobs,
-            verbose=verbose,
-        )
+    def __init__(self, estimator=None, *, density=0.5, quota=None, selection="hardest",
+                 n_runs=1, random_state=None, memory=None, n_jobs=None, verbose=0):
+        super().__init__(estimator, density=density, quota=quota, selection=selection,
+                         random_state=random_state, memory=memory, n_jobs=n_jobs,
+                         verbose=verbose)
         self.n_runs = n_runs
 
     #: Whether the run records margins (``recorder.margin_``).
@@ -129,7 +120,7 @@ class TrainingDynamicsPruner(DataPruner):
 
         Parameters
         ----------
-        recorder : TrainingDynamicsRecorder
+        recorder : skprune.recording.DynamicsRecorder
             ``correct_``, ``proba_`` (and ``margin_``), each of shape
             ``(n_epochs, n_samples)``.
 
@@ -143,7 +134,7 @@ class TrainingDynamicsPruner(DataPruner):
         return "train"
 
     def _score_run(self, X, y, seed):
-        recorder = record_dynamics(
+        recorder = record_query_training(
             self.estimator, X, y, seed, owner=type(self).__name__,
             record=self._recorded_pass(), margins=self._records_margins,
         )

@@ -5,8 +5,8 @@ from numbers import Integral
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from .._docstrings import pruner_docstring
-from .._dynamics import dynamic_uncertainty
 from .._query_training import check_skorch_classifier
+from ..scores import dynamic_uncertainty
 from ._base import TrainingDynamicsPruner
 
 
@@ -14,25 +14,18 @@ from ._base import TrainingDynamicsPruner
 class DynamicUncertaintyPruner(TrainingDynamicsPruner):
     """Keep the samples whose predicted probability fluctuates most in training.
 
-    A clone of ``estimator`` is trained on the data given to
-    ``fit_resample`` over its full schedule (``max_epochs``), and every
-    sample's predicted probability of its true class is recorded every
-    epoch. A sample's *dynamic uncertainty* is the standard deviation of that
-    probability over ``window`` consecutive epochs, averaged over all such
-    windows. The most uncertain samples are kept first; samples learnt early
-    and confidently are pruned first.
-
-    Read more in the :ref:`User Guide <strategies>`.
+    A clone of ``estimator`` is trained on the data given to ``fit_resample``
+    over its full schedule (``max_epochs``), and every sample's predicted
+    probability of its true class is recorded every epoch. A sample's *dynamic
+    uncertainty* is the standard deviation of that probability over ``window``
+    consecutive epochs, averaged over all such windows. The most uncertain
+    samples are kept first; samples learnt early and confidently are pruned
+    first. See the :ref:`User Guide <dynamic_uncertainty>`.
 
     Parameters
     ----------
-    {query_estimator}
-        With ``record="train"`` its batch size and shuffling are kept, but
-        not ``iterator_train__drop_last`` (every sample is presented every
-        epoch), and it may not set its own ``iterator_train__sampler``.
-    {density}
-    {quota}
-    {selection}
+    {recorded_estimator}
+    {selection_parameters}
     window : int, default=10
         Epochs per window; at most the estimator's ``max_epochs`` (minus
         one with ``windows="before-last"``).
@@ -47,17 +40,10 @@ class DynamicUncertaintyPruner(TrainingDynamicsPruner):
         epoch, a pass over the training data without gradients, in eval
         mode and without the training iterator's augmentation, as He et al.
         do.
-    n_runs : int, default=1
-        Independent query trainings (different initialisation and
-        shuffling); their scores are averaged.
-    {random_state}
-    {memory}
-    {n_jobs}
-    {verbose}
+    {n_runs}
+    {run_parameters}
 
-    Attributes
-    ----------
-    scores_ : ndarray of shape (n_samples,)
+    {scores_attribute}
         Dynamic uncertainty, averaged over runs.
     {fitted_attributes}
 
@@ -80,26 +66,14 @@ class DynamicUncertaintyPruner(TrainingDynamicsPruner):
 
     Examples
     --------
-    >>> import torch
-    >>> from sklearn.datasets import load_digits
-    >>> from skorch import NeuralNetClassifier
+    {example_net}
     >>> from skprune import DynamicUncertaintyPruner
-    >>> X, y = load_digits(return_X_y=True)
-    >>> X = (X / 16).astype("float32")
-    >>> net = NeuralNetClassifier(
-    ...     torch.nn.Linear, module__in_features=64, module__out_features=10,
-    ...     criterion=torch.nn.CrossEntropyLoss, lr=0.5, max_epochs=5,
-    ...     train_split=None, verbose=0)
     >>> pruner = DynamicUncertaintyPruner(net, density=0.3, window=3,
     ...                                   random_state=0)
-    >>> X_kept, y_kept = pruner.fit_resample(X, y)
-    >>> X_kept.shape
-    (539, 64)
-    >>> pruner.scores_.shape
-    (1797,)
+    >>> _, y_kept = pruner.fit_resample(X, y)
+    >>> y_kept.shape, pruner.scores_.shape
+    ((539,), (1797,))
     """
-
-    _continuous_scores = True
 
     _parameter_constraints = {
         **TrainingDynamicsPruner._parameter_constraints,
@@ -108,16 +82,12 @@ class DynamicUncertaintyPruner(TrainingDynamicsPruner):
         "record": [StrOptions({"train", "eval"})],
     }
 
-    def __init__(
-        self, estimator=None, *, density=0.5, quota=None, selection="hardest", window=10,
-        windows="all", record="train", n_runs=1, random_state=None, memory=None,
-        n_jobs=None, verbose=0,
-    ):
-        super().__init__(
-            estimator, density=density, quota=quota, selection=selection, n_runs=n_runs,
-            random_state=random_state, memory=memory, n_jobs=n_jobs,
-            verbose=verbose,
-        )
+    def __init__(self, estimator=None, *, density=0.5, quota=None, selection="hardest",
+                 window=10, windows="all", record="train", n_runs=1, random_state=None,
+                 memory=None, n_jobs=None, verbose=0):
+        super().__init__(estimator, density=density, quota=quota, selection=selection,
+                         n_runs=n_runs, random_state=random_state, memory=memory, n_jobs=n_jobs,
+                         verbose=verbose)
         self.window = window
         self.windows = windows
         self.record = record
@@ -140,3 +110,8 @@ class DynamicUncertaintyPruner(TrainingDynamicsPruner):
 
     def _score_record(self, recorder):
         return dynamic_uncertainty(recorder.proba_, window=self.window, windows=self.windows)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.pruner_tags.continuous_scores = True
+        return tags

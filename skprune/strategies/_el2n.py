@@ -1,11 +1,10 @@
 """EL2N pruning: error norms early in training (Paul et al., 2021)."""
 
 import numpy as np
-import torch
 
-from .._query_training import eval_batches
-from ..utils._modules import check_class_outputs, eval_mode, forward
 from .._docstrings import pruner_docstring
+from .._query_training import probability_batches
+from ..scores import el2n
 from ._base import QueryNetPruner
 
 
@@ -13,23 +12,19 @@ from ._base import QueryNetPruner
 class EL2NPruner(QueryNetPruner):
     """Keep the samples with the largest prediction errors early in training.
 
-    A clone of ``estimator`` is trained for ``epochs`` epochs on the data
-    given to ``fit_resample``; every sample then scores the L2 norm of its
-    error vector, ``||softmax(f(x)) - onehot(y)||_2``, computed in eval mode
-    on un-augmented data. Scores are averaged over ``n_runs`` independent
-    initializations. Samples the early network gets badly wrong (hard,
-    atypical or mislabeled) are kept first. For logits and the
-    cross-entropy loss, the error vector is the loss gradient with respect
-    to the logits, so EL2N is GraNd's cheaper cousin.
-
-    Read more in the :ref:`User Guide <strategies>`.
+    A clone of ``estimator`` is trained for ``epochs`` epochs on the data given
+    to ``fit_resample``; every sample then scores the L2 norm of its error
+    vector, ``||softmax(f(x)) - onehot(y)||_2``, computed in eval mode on
+    un-augmented data. Scores are averaged over ``n_runs`` independent
+    initializations. Samples the early network gets badly wrong (hard, atypical
+    or mislabeled) are kept first. For logits and the cross-entropy loss, the
+    error vector is the loss gradient with respect to the logits, so EL2N is
+    GraNd's cheaper cousin. See the :ref:`User Guide <el2n>`.
 
     Parameters
     ----------
     {query_estimator}
-    {density}
-    {quota}
-    {selection}
+    {selection_parameters}
     epochs : int >= 0 or None, default=None
         Epochs of query training before scoring: the first ``epochs`` of
         the estimator's full schedule (its learning-rate schedule keeps the
@@ -39,14 +34,9 @@ class EL2NPruner(QueryNetPruner):
         run instead, as the DRoP authors do, pass an estimator whose
         ``max_epochs`` is the short run's (see :ref:`fidelity`).
     {n_runs_mean}
-    {random_state}
-    {memory}
-    {n_jobs}
-    {verbose}
+    {run_parameters}
 
-    Attributes
-    ----------
-    scores_ : ndarray of shape (n_samples,)
+    {scores_attribute}
         Error norms averaged over runs, in ``[0, sqrt(2)]``.
     {fitted_attributes}
 
@@ -61,16 +51,8 @@ class EL2NPruner(QueryNetPruner):
 
     Examples
     --------
-    >>> import torch
-    >>> from sklearn.datasets import load_digits
-    >>> from skorch import NeuralNetClassifier
+    {example_net}
     >>> from skprune import EL2NPruner
-    >>> X, y = load_digits(return_X_y=True)
-    >>> X = (X / 16).astype("float32")
-    >>> net = NeuralNetClassifier(
-    ...     torch.nn.Linear, module__in_features=64, module__out_features=10,
-    ...     criterion=torch.nn.CrossEntropyLoss, lr=0.5, max_epochs=10,
-    ...     train_split=None, verbose=0)
     >>> pruner = EL2NPruner(net, density=0.3, quota="proportional", n_runs=2,
     ...                     random_state=0)
     >>> X_kept, y_kept = pruner.fit_resample(X, y)
@@ -80,15 +62,13 @@ class EL2NPruner(QueryNetPruner):
     True
     """
 
-    _default_epoch_fraction = 0.1
-
     def _score_net(self, net, kind, X, target):
-        scores = []
-        with eval_mode(net.module_) as module:
-            for inputs, target in eval_batches(net, X, target):
-                output = forward(module, inputs)
-                check_class_outputs(output, target, kind)
-                error = output.softmax(1) if kind == "logits" else output.clone()
-                error[torch.arange(target.shape[0], device=error.device), target] -= 1
-                scores.append(torch.linalg.vector_norm(error, dim=1).double().cpu())
-        return torch.cat(scores).numpy() if scores else np.zeros(0)
+        return np.concatenate([
+            el2n(proba, batch_target)
+            for proba, batch_target in probability_batches(net, X, target, kind)
+        ])
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.pruner_tags.query_fraction = 0.1
+        return tags

@@ -3,7 +3,7 @@
 from sklearn.utils._param_validation import StrOptions
 
 from .._docstrings import pruner_docstring
-from .._dynamics import forgetting_events
+from ..scores import forgetting_events
 from ._base import TrainingDynamicsPruner
 
 
@@ -11,27 +11,19 @@ from ._base import TrainingDynamicsPruner
 class ForgettingPruner(TrainingDynamicsPruner):
     """Keep the samples a network forgets most often while it trains.
 
-    A clone of ``estimator`` is trained on the data given to
-    ``fit_resample`` over its full schedule (``max_epochs``), and every
-    sample's classification (correct or not) is read from the training
-    forward pass of every epoch, at almost no extra cost. A *forgetting
-    event* is a transition from correct to misclassified between two
-    consecutive presentations of a sample. Samples with many events, and
-    samples never classified correctly (which score their number of
-    presentations), are kept first; samples learnt once and never forgotten
-    are pruned first.
-
-    Read more in the :ref:`User Guide <strategies>`.
+    A clone of ``estimator`` is trained on the data given to ``fit_resample``
+    over its full schedule (``max_epochs``), and every sample's classification
+    (correct or not) is read from the training forward pass of every epoch, at
+    almost no extra cost. A *forgetting event* is a transition from correct to
+    misclassified between two consecutive presentations of a sample. Samples
+    with many events, and samples never classified correctly (which score their
+    number of presentations), are kept first; samples learnt once and never
+    forgotten are pruned first. See the :ref:`User Guide <forgetting>`.
 
     Parameters
     ----------
-    {query_estimator}
-        Its batch size and shuffling are kept, but not
-        ``iterator_train__drop_last`` (every sample is presented every
-        epoch), and it may not set its own ``iterator_train__sampler``.
-    {density}
-    {quota}
-    {selection}
+    {recorded_estimator}
+    {selection_parameters}
     n_runs : int, default=1
         Independent query trainings (different initialisation and shuffling);
         their event counts are summed.
@@ -40,14 +32,9 @@ class ForgettingPruner(TrainingDynamicsPruner):
         presentations, which ranks it above every sample learnt at some point
         (Toneva et al.), or 0, the same as a sample never forgotten, as the
         DRoP authors' code counts it.
-    {random_state}
-    {memory}
-    {n_jobs}
-    {verbose}
+    {run_parameters}
 
-    Attributes
-    ----------
-    scores_ : ndarray of shape (n_samples,)
+    {scores_attribute}
         Forgetting events summed over runs.
     {fitted_attributes}
 
@@ -66,22 +53,14 @@ class ForgettingPruner(TrainingDynamicsPruner):
 
     Examples
     --------
-    >>> import torch
-    >>> from sklearn.datasets import load_digits
-    >>> from skorch import NeuralNetClassifier
+    {example_net}
     >>> from skprune import ForgettingPruner
-    >>> X, y = load_digits(return_X_y=True)
-    >>> X = (X / 16).astype("float32")
-    >>> net = NeuralNetClassifier(
-    ...     torch.nn.Linear, module__in_features=64, module__out_features=10,
-    ...     criterion=torch.nn.CrossEntropyLoss, lr=0.5, max_epochs=5,
-    ...     train_split=None, verbose=0)
     >>> pruner = ForgettingPruner(net, density=0.3, quota="proportional",
     ...                           random_state=0)
     >>> X_kept, y_kept = pruner.fit_resample(X, y)
     >>> X_kept.shape
     (539, 64)
-    >>> float(pruner.scores_.max()) <= 5
+    >>> float(pruner.scores_.max()) <= 4
     True
     """
 
@@ -90,16 +69,12 @@ class ForgettingPruner(TrainingDynamicsPruner):
         "never_learned": [StrOptions({"presentations", "zero"})],
     }
 
-    def __init__(
-        self, estimator=None, *, density=0.5, quota=None, selection="hardest", n_runs=1,
-        never_learned="presentations", random_state=None, memory=None,
-        n_jobs=None, verbose=0,
-    ):
-        super().__init__(
-            estimator, density=density, quota=quota, selection=selection, n_runs=n_runs,
-            random_state=random_state, memory=memory, n_jobs=n_jobs,
-            verbose=verbose,
-        )
+    def __init__(self, estimator=None, *, density=0.5, quota=None, selection="hardest",
+                 n_runs=1, never_learned="presentations", random_state=None, memory=None,
+                 n_jobs=None, verbose=0):
+        super().__init__(estimator, density=density, quota=quota, selection=selection,
+                         n_runs=n_runs, random_state=random_state, memory=memory, n_jobs=n_jobs,
+                         verbose=verbose)
         self.never_learned = never_learned
 
     def _score_record(self, recorder):

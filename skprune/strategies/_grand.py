@@ -15,29 +15,25 @@ from ._base import QueryNetPruner
 class GraNdPruner(QueryNetPruner):
     """Keep the samples with the largest loss-gradient norms early in training.
 
-    A clone of ``estimator`` is trained for ``epochs`` epochs on the data
-    given to ``fit_resample`` (``epochs=0`` scores at initialization, as in
-    the original GraNd). Every sample then scores the L2 norm of the
-    gradient of its cross-entropy loss with respect to all the network's
-    trainable parameters, computed exactly in eval mode (batch norm on its
-    running statistics) on un-augmented data by
-    :func:`~skprune.per_sample_grad_norms`, at about the cost of one
-    forward and backward pass. Scores are averaged over ``n_runs``
-    independent initializations. Samples with large norms (hard, atypical
-    or mislabeled) are kept first.
-
-    Read more in the :ref:`User Guide <strategies>`.
+    A clone of ``estimator`` is trained for ``epochs`` epochs on the data given
+    to ``fit_resample`` (``epochs=0`` scores at initialization, as in the
+    original GraNd). Every sample then scores the L2 norm of the gradient of
+    its cross-entropy loss with respect to all the network's trainable
+    parameters, computed exactly in eval mode (batch norm on its running
+    statistics) on un-augmented data by :func:`~skprune.per_sample_grad_norms`,
+    at about the cost of one forward and backward pass. Scores are averaged
+    over ``n_runs`` independent initializations. Samples with large norms
+    (hard, atypical or mislabeled) are kept first. See the :ref:`User Guide
+    <grand>`.
 
     Parameters
     ----------
     {query_estimator}
-    {density}
-    {quota}
-    {selection}
+    {selection_parameters}
     epochs : int >= 0 or None, default=None
-        Epochs of query training before scoring: the first ``epochs`` of
-        the estimator's full schedule. ``None`` means 10% of the
-        estimator's ``max_epochs``, rounded up (at least 1); ``0`` scores
+        How long the query network trains before its gradients are taken:
+        the first ``epochs`` of the estimator's full schedule. ``None`` means
+        10% of the estimator's ``max_epochs``, rounded up (at least 1); ``0`` scores
         the freshly initialized network (the original GraNd).
     {n_runs_mean}
     layers : {"all", "last"}, default="all"
@@ -47,14 +43,9 @@ class GraNdPruner(QueryNetPruner):
         per-sample gradient is ``g h^T`` (and ``g`` for the bias), with ``h``
         the layer's input and ``g`` the loss gradient at its output (``p -
         onehot(y)`` for logits), so the score is ``|g| sqrt(|h|^2 + 1)``.
-    {random_state}
-    {memory}
-    {n_jobs}
-    {verbose}
+    {run_parameters}
 
-    Attributes
-    ----------
-    scores_ : ndarray of shape (n_samples,)
+    {scores_attribute}
         Gradient norms averaged over runs.
     {fitted_attributes}
 
@@ -65,47 +56,30 @@ class GraNdPruner(QueryNetPruner):
 
     Notes
     -----
-    Paul, Ganguli and Dziugaite, "Deep Learning on a Data Diet: Finding
-    Important Examples Early in Training", NeurIPS 2021.
+    GraNd and EL2N come from one paper: Paul, Ganguli and Dziugaite, "Deep
+    Learning on a Data Diet: Finding Important Examples Early in Training",
+    NeurIPS 2021.
 
     Examples
     --------
-    >>> import torch
-    >>> from sklearn.datasets import load_digits
-    >>> from skorch import NeuralNetClassifier
+    {example_net}
     >>> from skprune import GraNdPruner
-    >>> X, y = load_digits(return_X_y=True)
-    >>> X = (X / 16).astype("float32")
-    >>> net = NeuralNetClassifier(
-    ...     torch.nn.Linear, module__in_features=64, module__out_features=10,
-    ...     criterion=torch.nn.CrossEntropyLoss, lr=0.5, max_epochs=10,
-    ...     train_split=None, verbose=0)
-    >>> pruner = GraNdPruner(net, density=0.3, quota="proportional", n_runs=2,
-    ...                      random_state=0)
-    >>> X_kept, y_kept = pruner.fit_resample(X, y)
-    >>> X_kept.shape
-    (539, 64)
+    >>> pruner = GraNdPruner(net, density=0.3, n_runs=2, layers="last", random_state=0).fit(X, y)
     >>> bool(pruner.scores_[pruner.sample_indices_].mean() > pruner.scores_.mean())
     True
     """
-
-    _default_epoch_fraction = 0.1
 
     _parameter_constraints = {
         **QueryNetPruner._parameter_constraints,
         "layers": [StrOptions({"all", "last"})],
     }
 
-    def __init__(
-        self, estimator=None, *, density=0.5, quota=None, selection="hardest", epochs=None,
-        n_runs=5, layers="all", random_state=None, memory=None,
-        n_jobs=None, verbose=0,
-    ):
-        super().__init__(
-            estimator, density=density, quota=quota, selection=selection, epochs=epochs,
-            n_runs=n_runs, random_state=random_state, memory=memory, n_jobs=n_jobs,
-            verbose=verbose,
-        )
+    def __init__(self, estimator=None, *, density=0.5, quota=None, selection="hardest",
+                 epochs=None, n_runs=5, layers="all", random_state=None, memory=None,
+                 n_jobs=None, verbose=0):
+        super().__init__(estimator, density=density, quota=quota, selection=selection,
+                         epochs=epochs, n_runs=n_runs, random_state=random_state, memory=memory,
+                         n_jobs=n_jobs, verbose=verbose)
         self.layers = layers
 
     def _score_net(self, net, kind, X, target):
@@ -122,3 +96,8 @@ class GraNdPruner(QueryNetPruner):
         # label smoothing the net trains with.
         criterion = "cross_entropy" if kind == "logits" else "nll"
         return _grad_norms_of_batches(module, batches, criterion=criterion, parameters=parameters)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.pruner_tags.query_fraction = 0.1
+        return tags

@@ -2,11 +2,11 @@
 
 from numbers import Integral
 
-import numpy as np
 from sklearn.utils._param_validation import Interval
 
 from .._docstrings import pruner_docstring
 from .._query_training import penultimate_features
+from ..scores import prototype_distances
 from ._base import QueryNetPruner
 
 
@@ -23,30 +23,18 @@ class PrototypePruner(QueryNetPruner):
     ``selection="easiest"``, the opposite, for small budgets).
 
     This is the label-aware variant of Sorscher et al.'s self-supervised
-    prototype metric that the DRoP authors use: the network is supervised
-    and the clusters are the classes.
-
-    Read more in the :ref:`User Guide <strategies>`.
+    prototype metric that the DRoP authors use: the network is supervised and
+    the clusters are the classes. See the :ref:`User Guide <prototype>`.
 
     Parameters
     ----------
     {query_estimator}
-    {density}
-    {quota}
-    {selection}
-    epochs : int >= 0 or None, default=None
-        Epochs of query training before embedding. ``None`` means the
-        estimator's whole schedule.
-    n_runs : int, default=1
-        Independent query networks; their scores are averaged.
-    {random_state}
-    {memory}
-    {n_jobs}
-    {verbose}
+    {selection_parameters}
+    {epochs_full}
+    {n_runs}
+    {run_parameters}
 
-    Attributes
-    ----------
-    scores_ : ndarray of shape (n_samples,)
+    {scores_attribute}
         Distances to the class prototype, averaged over runs.
     {fitted_attributes}
 
@@ -61,21 +49,11 @@ class PrototypePruner(QueryNetPruner):
 
     Examples
     --------
-    >>> import torch
-    >>> from sklearn.datasets import load_digits
-    >>> from skorch import NeuralNetClassifier
-    >>> from skprune.models import MLP
+    {example_net}
     >>> from skprune import PrototypePruner
-    >>> X, y = load_digits(return_X_y=True)
-    >>> X = (X / 16).astype("float32")
-    >>> net = NeuralNetClassifier(
-    ...     MLP, module__in_features=64, module__hidden=(32,),
-    ...     criterion=torch.nn.CrossEntropyLoss, lr=0.5, max_epochs=3,
-    ...     train_split=None, verbose=0)
     >>> pruner = PrototypePruner(net, density=0.3, quota="proportional", random_state=0)
-    >>> X_kept, y_kept = pruner.fit_resample(X, y)
-    >>> X_kept.shape
-    (539, 64)
+    >>> pruner.fit(X, y).class_counts_[0]      # 30% of class 0's 178 rows
+    53
     """
 
     _parameter_constraints = {
@@ -83,44 +61,13 @@ class PrototypePruner(QueryNetPruner):
         "n_runs": [Interval(Integral, 1, None, closed="left")],
     }
 
-    def __init__(
-        self, estimator=None, *, density=0.5, quota=None, selection="hardest", epochs=None,
-        n_runs=1, random_state=None, memory=None,
-        n_jobs=None, verbose=0,
-    ):
-        super().__init__(
-            estimator, density=density, quota=quota, selection=selection, epochs=epochs,
-            n_runs=n_runs, random_state=random_state, memory=memory, n_jobs=n_jobs,
-            verbose=verbose,
-        )
+    def __init__(self, estimator=None, *, density=0.5, quota=None, selection="hardest",
+                 epochs=None, n_runs=1, random_state=None, memory=None, n_jobs=None, verbose=0):
+        super().__init__(estimator, density=density, quota=quota, selection=selection,
+                         epochs=epochs, n_runs=n_runs, random_state=random_state, memory=memory,
+                         n_jobs=n_jobs, verbose=verbose)
 
     def _score_net(self, net, kind, X, target):
         return prototype_distances(penultimate_features(net, X, target, type(self).__name__),
                                    target)
 
-
-def prototype_distances(features, y):
-    """Euclidean distance of every row to the mean of its class's rows.
-
-    Parameters
-    ----------
-    features : ndarray of shape (n_samples, n_features)
-    y : ndarray of shape (n_samples,)
-
-    Returns
-    -------
-    distances : ndarray of shape (n_samples,)
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from skprune.strategies import prototype_distances
-    >>> prototype_distances(np.array([[0.0], [2.0], [10.0]]), np.array([0, 0, 1]))
-    array([1., 1., 0.])
-    """
-    features = np.asarray(features, dtype=float).reshape(len(y), -1)
-    distances = np.empty(len(y))
-    for label in np.unique(y):
-        rows = y == label
-        distances[rows] = np.linalg.norm(features[rows] - features[rows].mean(axis=0), axis=1)
-    return distances

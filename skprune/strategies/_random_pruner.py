@@ -10,12 +10,11 @@ from ..base import DataPruner
 class RandomPruner(DataPruner):
     """Keep a random subset, optionally with class quotas.
 
-    Every sample gets a uniform random score, so ``quota=None`` is plain
-    random pruning and any other quota is random pruning within each class,
-    with the class counts chosen by the quota: the paper's *Random+MetriQ*
-    (``quota="metriq"``) and *Random+StrategyQ* (``quota=StrategyQ(...)``).
-
-    Read more in the :ref:`User Guide <strategies>`.
+    Every sample gets a uniform random score, so ``quota=None`` is plain random
+    pruning and any other quota is random pruning within each class, with the
+    class counts chosen by the quota: the paper's *Random+MetriQ*
+    (``quota="metriq"``) and *Random+StrategyQ* (``quota=StrategyQ(...)``). See
+    the :ref:`User Guide <strategies>`.
 
     Parameters
     ----------
@@ -32,9 +31,7 @@ class RandomPruner(DataPruner):
     {n_jobs}
     {verbose}
 
-    Attributes
-    ----------
-    scores_ : ndarray of shape (n_samples,)
+    {scores_attribute}
         The random scores.
     {fitted_attributes}
 
@@ -45,9 +42,9 @@ class RandomPruner(DataPruner):
 
     Examples
     --------
+    >>> from skprune import RandomPruner, make_pipeline
     >>> from sklearn.datasets import load_digits
     >>> from sklearn.linear_model import LogisticRegression
-    >>> from skprune import RandomPruner, make_pipeline
     >>> X, y = load_digits(return_X_y=True)
     >>> pruner = RandomPruner(density=0.3, quota="proportional", random_state=0)
     >>> X_kept, y_kept = pruner.fit_resample(X, y)
@@ -59,8 +56,12 @@ class RandomPruner(DataPruner):
     True
     """
 
-    _cache_scores = False
-    _requires_X = False
-
     def _score_run(self, X, y, seed):
         return np.random.RandomState(seed).uniform(size=y.shape[0])
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.pruner_tags.query_fraction = None
+        tags.pruner_tags.requires_X = False
+        tags.pruner_tags.cache_scores = False
+        return tags

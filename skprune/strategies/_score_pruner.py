@@ -11,12 +11,10 @@ class ScorePruner(DataPruner):
     """Keep the highest of scores you bring: an array, or a function of the data.
 
     Scores from another tool, a paper's release or your own model plug into
-    skprune's quotas and selection rules. As everywhere in skprune, higher
-    = harder = kept first (negate scores that mean the opposite, or use
-    ``selection="easiest"``). Scores are checked like computed ones: one
-    finite number per row.
-
-    Read more in the :ref:`User Guide <strategies>`.
+    skprune's quotas and selection rules. As everywhere in skprune, higher =
+    harder = kept first (negate scores that mean the opposite, or use
+    ``selection="easiest"``). Scores are checked like computed ones: one finite
+    number per row. See the :ref:`User Guide <strategies>`.
 
     Parameters
     ----------
@@ -36,9 +34,7 @@ class ScorePruner(DataPruner):
     {n_jobs}
     {verbose}
 
-    Attributes
-    ----------
-    scores_ : ndarray of shape (n_samples,)
+    {scores_attribute}
         The scores, as floats.
     {fitted_attributes}
 
@@ -48,7 +44,6 @@ class ScorePruner(DataPruner):
 
     Examples
     --------
-    >>> import numpy as np
     >>> from sklearn.datasets import load_digits
     >>> from skprune import ScorePruner
     >>> X, y = load_digits(return_X_y=True)
@@ -58,9 +53,6 @@ class ScorePruner(DataPruner):
     >>> bool(X_kept.sum(axis=1).mean() > X.sum(axis=1).mean())
     True
     """
-
-    _cache_scores = False
-    _requires_X = False
 
     _parameter_constraints = {
         **DataPruner._parameter_constraints,
@@ -83,3 +75,10 @@ class ScorePruner(DataPruner):
             )
         scores = self.scores(X, y) if callable(self.scores) else self.scores
         return np.asarray(scores)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.pruner_tags.query_fraction = None
+        # Given scores: neither read from X, nor worth a cache lookup.
+        tags.pruner_tags.requires_X = tags.pruner_tags.cache_scores = False
+        return tags

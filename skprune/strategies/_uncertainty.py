@@ -6,10 +6,9 @@ import numpy as np
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from .._docstrings import pruner_docstring
-from .._query_training import predict_probabilities
+from .._query_training import probability_batches
+from ..scores import UNCERTAINTY_MEASURES, uncertainty
 from ._base import QueryNetPruner
-
-MEASURES = ("least_confidence", "margin", "entropy")
 
 
 @pruner_docstring
@@ -19,35 +18,23 @@ class UncertaintyPruner(QueryNetPruner):
     A clone of ``estimator`` is trained (its full schedule by default) and
     predicts class probabilities ``p`` for every sample, in eval mode on
     un-augmented data. Every measure follows one convention: higher = more
-    uncertain = kept first.
-
-    Read more in the :ref:`User Guide <strategies>`.
+    uncertain = kept first. See the :ref:`User Guide <uncertainty>`.
 
     Parameters
     ----------
     {query_estimator}
-    {density}
-    {quota}
-    {selection}
+    {selection_parameters}
     measure : {"least_confidence", "margin", "entropy"}, default="least_confidence"
         ``"least_confidence"``: ``1 - max_k p_k``. ``"margin"``:
         ``1 - (p_(1) - p_(2))``, one minus the gap between the two largest
         probabilities. ``"entropy"``: ``-sum_k p_k log p_k`` (natural log,
         ``0 log 0 = 0``). None uses the label: a confidently wrong
         prediction is "certain".
-    epochs : int >= 0 or None, default=None
-        Epochs of query training before predicting. ``None`` means the
-        estimator's whole schedule.
-    n_runs : int, default=1
-        Independent query networks; their scores are averaged.
-    {random_state}
-    {memory}
-    {n_jobs}
-    {verbose}
+    {epochs_full}
+    {n_runs}
+    {run_parameters}
 
-    Attributes
-    ----------
-    scores_ : ndarray of shape (n_samples,)
+    {scores_attribute}
         Uncertainty, averaged over runs.
     {fitted_attributes}
 
@@ -62,77 +49,29 @@ class UncertaintyPruner(QueryNetPruner):
 
     Examples
     --------
-    >>> import torch
-    >>> from sklearn.datasets import load_digits
-    >>> from skorch import NeuralNetClassifier
+    {example_net}
     >>> from skprune import UncertaintyPruner
-    >>> X, y = load_digits(return_X_y=True)
-    >>> X = (X / 16).astype("float32")
-    >>> net = NeuralNetClassifier(
-    ...     torch.nn.Linear, module__in_features=64, module__out_features=10,
-    ...     criterion=torch.nn.CrossEntropyLoss, lr=0.5, max_epochs=3,
-    ...     train_split=None, verbose=0)
     >>> pruner = UncertaintyPruner(net, density=0.3, measure="entropy", random_state=0)
     >>> X_kept, y_kept = pruner.fit_resample(X, y)
-    >>> X_kept.shape
-    (539, 64)
+    >>> bool(pruner.scores_.max() <= 2.31)     # at most log(10) for 10 classes
+    True
     """
 
     _parameter_constraints = {
         **QueryNetPruner._parameter_constraints,
-        "measure": [StrOptions(set(MEASURES))],
+        "measure": [StrOptions(set(UNCERTAINTY_MEASURES))],
         "n_runs": [Interval(Integral, 1, None, closed="left")],
     }
 
-    def __init__(
-        self, estimator=None, *, density=0.5, quota=None, selection="hardest",
-        measure="least_confidence", epochs=None, n_runs=1, random_state=None, memory=None,
-        n_jobs=None, verbose=0,
-    ):
-        super().__init__(
-            estimator, density=density, quota=quota, selection=selection, epochs=epochs,
-            n_runs=n_runs, random_state=random_state, memory=memory, n_jobs=n_jobs,
-            verbose=verbose,
-        )
+    def __init__(self, estimator=None, *, density=0.5, quota=None, selection="hardest",
+                 measure="least_confidence", epochs=None, n_runs=1, random_state=None,
+                 memory=None, n_jobs=None, verbose=0):
+        super().__init__(estimator, density=density, quota=quota, selection=selection,
+                         epochs=epochs, n_runs=n_runs, random_state=random_state, memory=memory,
+                         n_jobs=n_jobs, verbose=verbose)
         self.measure = measure
 
     def _score_net(self, net, kind, X, target):
-        return uncertainty(predict_probabilities(net, X, target, kind), self.measure)
+        batches = probability_batches(net, X, target, kind)
+        return np.concatenate([uncertainty(proba, self.measure) for proba, _ in batches])
 
-
-def uncertainty(proba, measure="least_confidence"):
-    """Uncertainty of every row of class probabilities; higher = more uncertain.
-
-    Parameters
-    ----------
-    proba : array-like of shape (n_samples, n_classes)
-        Rows of probabilities.
-    measure : {"least_confidence", "margin", "entropy"}, default="least_confidence"
-
-    Returns
-    -------
-    ndarray of shape (n_samples,)
-
-    Examples
-    --------
-    >>> from skprune.strategies import uncertainty
-    >>> proba = [[1.0, 0.0, 0.0], [0.5, 0.3, 0.2]]
-    >>> uncertainty(proba).tolist(), uncertainty(proba, "margin").tolist()
-    ([0.0, 0.5], [0.0, 0.8])
-    >>> uncertainty(proba, "entropy").round(4).tolist()
-    [0.0, 1.0297]
-    """
-    proba = np.asarray(proba, dtype=float)
-    if proba.ndim != 2:
-        raise ValueError(f"proba must be 2-D (n_samples, n_classes); got shape {proba.shape}.")
-    if measure == "least_confidence":
-        return 1.0 - proba.max(axis=1)
-    if measure == "margin":
-        if proba.shape[1] < 2:
-            return np.zeros(proba.shape[0])
-        top_two = np.sort(proba, axis=1)[:, -2:]
-        return 1.0 - (top_two[:, 1] - top_two[:, 0])
-    if measure == "entropy":
-        logs = np.log(np.where(proba > 0, proba, 1.0))
-        return 0.0 - (proba * logs).sum(axis=1)
-    raise ValueError(f"measure must be one of {MEASURES}; got {measure!r}.")

@@ -20,6 +20,25 @@ def check_device(device):
     the estimator's parameter rather than as a driver error deep in torch.
     ``None`` (skorch: leave data and modules where they are) and ``"auto"``
     always exist.
+
+    Parameters
+    ----------
+    device : str, torch.device or None
+        A device as a skorch net takes it (``"cpu"``, ``"cuda:1"``, ``"auto"``).
+
+    Raises
+    ------
+    ValueError
+        Naming the device and what to use instead.
+
+    Examples
+    --------
+    >>> from skprune.utils import check_device
+    >>> check_device("cpu")
+    >>> check_device("gpu")
+    Traceback (most recent call last):
+    ...
+    ValueError: device='gpu' is not a torch device; use 'auto', 'cpu', 'cuda' or 'cuda:<index>'.
     """
     if device is None or device == "auto":
         return
