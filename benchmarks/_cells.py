@@ -8,6 +8,7 @@ import inspect
 import math
 import random
 import time
+import warnings
 from contextlib import contextmanager
 
 import numpy as np
@@ -16,6 +17,7 @@ from sklearn.base import clone, is_classifier
 from skorch import NeuralNet
 
 from skprune import MetriQ, class_recall_report, group_recall_report, make_pipeline
+from skprune.exceptions import StarvedGroupWarning
 from skprune.models import MODELS, StepDecay, make_net
 
 from ._config import BenchmarkConfig, Cell, InvalidConfigError, corrected_epochs
@@ -353,7 +355,9 @@ def run_cell(settings, cell, cache_dir, fingerprint, torch_threads=None):
     start = time.perf_counter()
     # The final network's initialization and shuffling must not depend on
     # what ran before in this worker, or a resumed run would differ.
-    with seeded(cell.seed):
+    uses_groups = pruner is not None and PROTOCOLS[cell.protocol].uses_groups
+    with seeded(cell.seed), named_warnings(group_names(data) if uses_groups
+                                           else class_names(data)):
         model.fit(data.X_train, data.y_train, **fit_params)
     fit_seconds = time.perf_counter() - start
 
@@ -508,6 +512,23 @@ def cell_inputs(settings, seed, torch_threads=None):
     evaluation = tuple(part[evaluation_rows] for part in parts)
     factory = PrunerFactory(config, make_base_net(config, data), validation)
     return config, data, factory, evaluation
+
+
+@contextmanager
+def named_warnings(names):
+    """Re-issue the warnings of a block, with starved classes named by ``names``.
+
+    A pruner knows labels only (0 to 9); the benchmark knows that 6 is
+    "Shirt", so its warnings say so.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    for warning in caught:
+        message = warning.message
+        if isinstance(message, StarvedGroupWarning):
+            message = message.described(names)
+        warnings.warn_explicit(message, warning.category, warning.filename, warning.lineno)
 
 
 def class_names(data):

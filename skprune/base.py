@@ -26,7 +26,7 @@ from sklearn.utils.validation import (
 from ._context import DataKey, PruningContext
 from ._docstrings import pruner_docstring
 from ._runs import run_scores
-from .exceptions import StarvedGroupWarning
+from .exceptions import StarvedGroupWarning, user_stacklevel
 from .quotas import QUOTAS, BaseQuota, allocate_class_counts, make_quota
 from .selection import SELECTIONS, BaseSelection
 from .utils._random_state import preserved_random_state, run_seeds
@@ -237,13 +237,18 @@ class DataPruner(BaseSampler):
                 self.sample_indices_ = selection.select_global(
                     self.scores_, group_index, n_keep, tie_break
                 )
+                _warn_starved(f"{owner} (quota=None)", _NO_QUOTA_HINT, group_labels,
+                              group_sizes, np.bincount(group_index[self.sample_indices_],
+                                                       minlength=group_labels.size),
+                              self.density)
             else:
                 # A pruner that the quota fits on the same data (StrategyQ)
                 # reuses this fit's content hash.
                 with context.key.shared(X, y):
                     self.quota_ = make_quota(self.quota).fit(context)
                 counts = allocate_class_counts(group_sizes, self.quota_.weights_, n_keep)
-                _warn_starved(self.quota_, group_labels, group_sizes, counts, self.density)
+                _warn_starved(type(self.quota_).__name__, self.quota_._starvation_hint(),
+                              group_labels, group_sizes, counts, self.density)
                 self.sample_indices_ = selection.select(
                     self.scores_, group_index, counts, tie_break
                 )
@@ -443,27 +448,28 @@ def _warn_lost_classes(owner, y, kept):
             "these classes' groups lost theirs to other classes. Use groups that refine the "
             "classes (e.g. class x attribute), or a higher density.",
             StarvedGroupWarning,
-            stacklevel=5,
+            stacklevel=user_stacklevel(),
         )
 
 
-def _warn_starved(quota, group_labels, group_sizes, counts, density):
+def _warn_starved(who, hint, group_labels, group_sizes, counts, density):
     densities = counts / group_sizes
     # One row is a cut only where the group's even share is two or more.
     starved = ((counts == 1) & (density * group_sizes >= 2)) | (densities < 0.1 * density)
     if not starved.any():
         return
-    names = group_labels[starved].tolist()
-    detail = ", ".join(
-        f"{label}: {count} of {size}"
-        for label, count, size in zip(names, counts[starved], group_sizes[starved], strict=True)
-    )
-    hint = quota._starvation_hint()
     warnings.warn(
-        f"{type(quota).__name__} cuts {names} to {'its' if len(names) == 1 else 'their'} "
-        f"guaranteed minimum or below a tenth of the overall density {density:g} "
-        f"(kept {detail}). Models trained on this selection may fail on "
-        f"{'it' if len(names) == 1 else 'them'}.{hint}",
-        StarvedGroupWarning,
-        stacklevel=5,
+        StarvedGroupWarning.starved(who, group_labels[starved].tolist(),
+                                    counts[starved].tolist(), group_sizes[starved].tolist(),
+                                    density, hint),
+        stacklevel=user_stacklevel(),
     )
+
+
+#: What a pruner without a quota says when its own selection starves a class.
+_NO_QUOTA_HINT = (
+    " Without a quota the pruner keeps the highest scores whatever their class, and a "
+    "strategy that keeps hard samples first leaves easy classes little; a quota keeps every "
+    "class a share: quota='metriq' (error-based, at least half the overall density each) or "
+    "quota='proportional'."
+)

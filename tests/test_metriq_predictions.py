@@ -102,3 +102,52 @@ def test_every_group_of_one_row_names_the_fix():
     with pytest.raises(ValueError, match="every one of the 10 groups has a single row"):
         RandomPruner(LogisticRegression(), density=1.0, quota="metriq").fit(
             X, y, groups=np.arange(10))
+
+
+def test_a_strategy_without_quota_that_starves_a_class_warns_at_the_users_call():
+    import warnings
+
+    from sklearn.datasets import load_digits
+
+    from skprune import make_pipeline
+    from skprune.exceptions import StarvedGroupWarning
+
+    X, y = load_digits(return_X_y=True)
+    # Hardest first, with classes 0 and 1 easy: on its own the strategy keeps
+    # their guaranteed row only.
+    scores = np.where(np.isin(y, [0, 1]), 0.0, 1.0) + np.random.RandomState(0).uniform(
+        size=y.size) * 0.1
+    pipe = make_pipeline(ScorePruner(scores, density=0.1, random_state=0),
+                         LogisticRegression(max_iter=200))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        pipe.fit(X / 16, y)
+    starved = [w for w in caught if issubclass(w.category, StarvedGroupWarning)]
+    assert len(starved) == 1
+    warning = starved[0]
+    assert warning.filename == __file__  # the user's line, not the library's
+    assert "ScorePruner (quota=None) cuts [0, 1]" in str(warning.message)
+    assert "quota='metriq'" in str(warning.message)
+    assert warning.message.groups == [0, 1]
+    named = warning.message.described({0: "zero", 1: "one"})
+    assert "cuts ['zero', 'one']" in str(named) and "zero: 1 of 178" in str(named)
+
+
+def test_starvation_advice_never_names_the_setting_in_use():
+    X, y = small_imbalanced(n=(100, 100, 100), seed=1)
+    X[y == 2] += 10  # class 2 is never misclassified
+    from skprune.exceptions import StarvedGroupWarning
+
+    with pytest.warns(StarvedGroupWarning) as record:
+        RandomPruner(LogisticRegression(), density=0.4, random_state=0,
+                     quota=MetriQ(validation=0.5, error_rate="observed", floor=0.0)).fit(X, y)
+    message = str(record[0].message)
+    assert "floor=0.5" in message and "error_rate='shrunk'" in message
+    # Shrunk rates starve it too once 500 validation rows a class prove it perfect.
+    X, y = small_imbalanced(n=(1000, 1000, 1000), seed=1)
+    X[y == 2] += 10
+    with pytest.warns(StarvedGroupWarning) as record:
+        RandomPruner(LogisticRegression(), density=0.4, random_state=0,
+                     quota=MetriQ(validation=0.5, floor=0.0)).fit(X, y)
+    message = str(record[0].message)
+    assert "floor=0.5" in message and "error_rate='shrunk'" not in message

@@ -371,7 +371,9 @@ def test_metriq_with_evidence_acts_on_the_shrunk_rates():
 def test_metriq_without_evidence_still_protects_a_class_the_strategy_would_cut(recwarn):
     X, y = small_imbalanced(n=(80, 80, 80), seed=2)
     scores = np.where(y == 0, 0.0, 1.0)  # on its own, the strategy keeps no row of class 0
-    alone = ScorePruner(scores, density=0.3, random_state=0).fit(X, y)
+    with pytest.warns(StarvedGroupWarning, match=r"ScorePruner \(quota=None\) cuts \[0\]"):
+        alone = ScorePruner(scores, density=0.3, random_state=0).fit(X, y)
+    recwarn.clear()
     assert alone.class_counts_[0] == 1  # the guaranteed sample
     pruner = ScorePruner(scores, LogisticRegression(), density=0.3, random_state=0,
                          quota=MetriQ(validation=0.0625)).fit(X, y)
