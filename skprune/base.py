@@ -27,7 +27,7 @@ from ._progress import progress
 from .utils._devices import resolve_device
 from .utils._random_state import preserved_random_state, run_seeds
 from .utils._torch_data import take_rows
-from .cache import CacheEntry
+from .cache import CacheEntry, Schema
 from .exceptions import DegenerateTrainingWarning, StarvedGroupWarning
 from .quotas import QUOTAS, BaseQuota, allocate_class_counts, make_quota
 from .selection import SELECTIONS, BaseSelection, make_selection
@@ -354,6 +354,7 @@ class DataPruner(BaseSampler):
             CacheEntry(
                 self.memory,
                 (type(self), score_params, context.data_key, run_seed) if cacheable else None,
+                schema=Schema(scores=("float64", (n_samples,))),
                 check=lambda result: check_scores(result["scores"], n_samples, owner),
                 what=f"{owner} scores",
             )
