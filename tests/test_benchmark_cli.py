@@ -208,6 +208,38 @@ def test_damaged_results_line_names_file_and_line(copy_of, capsys, damage):
         read_rows(results)
 
 
+def with_a_second_seed(out):
+    """The rows of ``out`` again as seed 1 (with other numbers): a finished ``--seeds 0 1`` run."""
+    results = out / "results.jsonl"
+    rows = [json.loads(line) for line in results.read_text().splitlines()]
+    second = [{**row, "seed": 1, "accuracy": round(row["accuracy"] * 0.99, 6)} for row in rows]
+    lines = [json.dumps(row, sort_keys=True) for row in rows + second]
+    results.write_text("".join(line + "\n" for line in lines))
+    return results, rows + second
+
+
+@pytest.mark.parametrize("field, value", [
+    ("accuracy", "high"),
+    ("class_recall", "as a list"),
+    ("protocol", "Bogus"),
+    ("seed", "1"),
+    ("accuracy", None),
+])
+def test_a_row_with_a_bad_field_names_its_line_and_field(copy_of, capsys, field, value):
+    results, rows = with_a_second_seed(copy_of)
+    number = next(number for number, row in enumerate(rows, 1)
+                  if row["seed"] == 0 and row["protocol"] == "Strategy")
+    edited = dict(rows[number - 1])
+    edited[field] = list(edited["class_recall"].values()) if value == "as a list" else value
+    lines = results.read_text().splitlines(keepends=True)
+    lines[number - 1] = json.dumps(edited, sort_keys=True) + "\n"
+    results.write_text("".join(lines))
+    status, err = run(capsys, *SMOKE, "--seeds", "0", "1", "--out", str(copy_of))
+    assert_one_line_error(status, err, f"{results}, line {number},", f"field {field!r}",
+                          "Delete that line")
+    assert results.read_text() == "".join(lines), "the file must be left as it was"
+
+
 def test_partial_last_line_is_still_repaired(copy_of, capsys):
     results = copy_of / "results.jsonl"
     finished = results.read_bytes()
