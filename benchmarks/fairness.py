@@ -58,6 +58,7 @@ from skprune.cache import fingerprint as content_hash
 from skprune.datasets import DATASETS, DatasetFormatError, DatasetNotFoundError
 from skprune.models import MODELS, RECIPES
 from skprune.selection import SELECTIONS
+from skprune.utils._workers import exit_with_parent
 
 from ._cells import PrunerFactory, cell_inputs, class_names, run_cell, warm_cache
 from ._config import (
@@ -95,9 +96,8 @@ from .presets import PRESETS
 
 #: Seconds an idle loky worker waits for a task before it exits (joblib's
 #: default: 300). Workers hold the data set and a torch runtime, a gigabyte
-#: or more each; if this process is killed with SIGKILL, which it cannot
-#: handle, they are left with no parent and exit after this long. Respawning
-#: one costs a few seconds.
+#: or more each; respawning one costs a few seconds. (A worker whose parent
+#: dies, even by SIGKILL, exits within a second: see ``exit_with_parent``.)
 IDLE_WORKER_TIMEOUT = 30
 
 
@@ -325,17 +325,26 @@ def _execution(backend, scheduler, n_jobs):
         # Runs in this process: torch keeps the threads it has.
         yield 1, None
         return
-    with parallel_config(backend="loky", idle_worker_timeout=IDLE_WORKER_TIMEOUT):
+    # Every worker exits within a second of this process's death, even by
+    # SIGKILL, which no cleanup code here can handle.
+    with parallel_config(backend="loky", idle_worker_timeout=IDLE_WORKER_TIMEOUT,
+                         initializer=exit_with_parent, initargs=(os.getpid(),)):
+        finished = False
         try:
             yield n_jobs, max(1, (os.cpu_count() or 1) // n_workers)
+            finished = True
         finally:
-            # Also on an error, Ctrl-C or SIGTERM: workers must not outlive
-            # the run, computing cells nobody will collect. loky replaces
-            # (kill_workers=True: at once) its executor with a new one, which
-            # starts no process before a task is submitted.
-            get_reusable_executor(max_workers=1, reuse=False, kill_workers=True).shutdown(
-                wait=True, kill_workers=True
-            )
+            # Workers must not outlive the run. After a clean run they are
+            # asked to exit, and run their own exit handlers: those release
+            # what they registered with the resource tracker (tqdm's lock, a
+            # semaphore), which would otherwise be reported as leaked. On an
+            # error, Ctrl-C or SIGTERM they are killed at once, rather than
+            # left computing cells nobody will collect. loky replaces its
+            # executor with a new one, which starts no process before a task
+            # is submitted.
+            get_reusable_executor(max_workers=1, reuse=False,
+                                  kill_workers=not finished).shutdown(
+                wait=True, kill_workers=not finished)
 
 
 def _check_densities(config, data):

@@ -606,3 +606,62 @@ def test_sigterm_stops_the_loky_workers(tmp_path):
     assert status == 128 + signal.SIGTERM, err
     assert "Terminated" in err and "run the same command again to resume" in err
     assert "Traceback" not in err
+
+
+#: A short grid whose scoring warm-up and cells run on two loky workers.
+TWO_WORKERS = [*SMOKE, "--protocols", "Random", "Strategy", "--densities", "0.3",
+               "--n-jobs", "2"]
+
+
+def start_benchmark(tmp_path, *argv):
+    """``python -m benchmarks.fairness`` in its own session; its process and stderr file."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    # stderr to a file, not a pipe: workers inherit it, and a pipe would only
+    # end when the last of them exits.
+    log = tmp_path / "stderr.txt"
+    with open(log, "wb") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.fairness", *argv, "--out", str(tmp_path / "out")],
+            cwd=REPO, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+    return process, log
+
+
+@pytest.mark.slow
+def test_a_clean_run_with_two_workers_leaks_no_semaphore(tmp_path):
+    process, log = start_benchmark(tmp_path, *TWO_WORKERS)
+    status = process.wait(timeout=600)
+    err = log.read_text()
+    assert status == 0, err
+    assert "leaked" not in err and "resource_tracker" not in err, err
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_no_worker_outlives_a_sigkilled_benchmark(tmp_path):
+    process, log = start_benchmark(tmp_path, *TWO_WORKERS)
+    children = {}
+    try:
+        deadline = time.monotonic() + 120
+        while len(loky_workers(process.pid)) < 2:
+            assert process.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, "no two loky workers within 2 minutes"
+            time.sleep(0.05)
+        time.sleep(1)  # workers busy with their first tasks
+        children = descendants(process.pid)
+        process.send_signal(signal.SIGKILL)  # no cleanup code runs
+        process.wait(timeout=30)
+        killed_at = time.monotonic()
+        while any(is_running(pid) for pid in children) and time.monotonic() < killed_at + 10:
+            time.sleep(0.1)
+        lingering = {pid: cmd for pid, cmd in children.items() if is_running(pid)}
+        assert not lingering, f"still running 10 s after the parent was killed: {lingering}"
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        for pid in children:
+            if is_running(pid):
+                os.kill(pid, signal.SIGKILL)
