@@ -70,6 +70,7 @@ from ._config import (
     check_density,
     parse_strategy_params,
 )
+from ._dask import DaskStartupError, connect, task_modules
 from ._data import load_benchmark_data
 from ._files import atomic_path, make_directory, os_error_message
 from ._registry import (
@@ -268,7 +269,8 @@ def _run_pending(config, pending, store, out_dir, *, n_jobs, backend, scheduler,
     settings, fingerprint = config.to_dict(), config.fingerprint()
     cache_dir = str(out_dir / "cache")
     warmups, first, rest = stages(pending, PrunerFactory(config, None, None))
-    with _execution(backend, scheduler, n_jobs) as (jobs, torch_threads):
+    modules = task_modules(config, DATASETS, MODELS) if backend == "dask" else ()
+    with _execution(backend, scheduler, n_jobs, modules) as (jobs, torch_threads):
         parallel = Parallel(n_jobs=jobs, return_as="generator_unordered", batch_size=1)
         # Scoring warm-ups count as steps too: otherwise the bar sits at 0
         # through the longest part of a run.
@@ -310,12 +312,15 @@ def _closing_quietly(results):
 
 
 @contextmanager
-def _execution(backend, scheduler, n_jobs):
-    """Set up the joblib backend; yields its number of jobs and torch threads per job."""
-    if backend == "dask":
-        from distributed import Client
+def _execution(backend, scheduler, n_jobs, modules=("benchmarks._cells",)):
+    """Set up the joblib backend; yields its number of jobs and torch threads per job.
 
-        with Client(scheduler), parallel_config(backend="dask"):
+    With dask, the scheduler and workers are checked first (``modules``
+    are those the tasks import): a start-up problem fails within a bounded
+    time, with a :class:`~benchmarks._dask.DaskStartupError`.
+    """
+    if backend == "dask":
+        with connect(scheduler, list(modules)), parallel_config(backend="dask"):
             # Every dask thread runs one cell at a time, with one torch thread.
             yield (-1 if n_jobs is None else n_jobs), 1
         return
@@ -658,7 +663,8 @@ def main(argv=None):
     # The project's own errors, each with a message naming the file or the
     # setting and the fix, and OSErrors, described from their errno. Anything
     # else is a bug and keeps its traceback.
-    except (OSError, InvalidConfigError, OutputDirectoryError, DatasetFormatError) as exc:
+    except (OSError, InvalidConfigError, OutputDirectoryError, DatasetFormatError,
+            DaskStartupError) as exc:
         print(_error_line(exc), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
