@@ -31,7 +31,8 @@ Failures that the user can fix (a full disk, an unwritable or damaged output
 directory, a damaged dataset file, settings out of range) end the run with a
 one-line ``error: ...`` on stderr naming the file and the fix, and exit
 status 1; finished cells are always kept. SIGTERM and Ctrl-C stop the worker
-processes and exit with a hint to resume.
+processes and exit with a hint to resume; after a SIGKILL, which no code can
+handle, the workers exit within a second by themselves.
 """
 
 import argparse
