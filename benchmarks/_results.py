@@ -20,6 +20,7 @@ from pathlib import Path
 
 from ._config import cell_key
 from ._files import OutputDirectoryError, make_directory, os_error_message, write_text_atomic
+from ._row_schema import CELL_FIELDS, RowError, check_row
 
 __all__ = ["ConfigMismatchError", "CorruptFileError", "OutputDirectoryError", "ResultStore",
            "read_rows"]
@@ -27,8 +28,6 @@ __all__ = ["ConfigMismatchError", "CorruptFileError", "OutputDirectoryError", "R
 RESULTS_FILE = "results.jsonl"
 CONFIG_FILE = "config.json"
 LOCK_FILE = ".lock"
-#: Fields every row must have: together they are the row's cell.
-_CELL_FIELDS = ("protocol", "strategy", "density", "seed")
 
 
 class ConfigMismatchError(OutputDirectoryError):
@@ -78,7 +77,7 @@ class ResultStore:
             ) from None
         try:
             self.check_config()
-            self.rows = read_rows(self.path, repair=True)
+            self.rows = read_rows(self.path, repair=True, strategies=self.config.strategies)
             foreign = {row.get("config") for row in self.rows.values()}
             foreign.discard(self.config.fingerprint())
             if foreign:
@@ -115,8 +114,12 @@ class ResultStore:
         OutputDirectoryError
             If the row cannot be written and synced (a full disk, ...). The
             file is then cut back to its previous rows, which stay valid.
+        RowError
+            If the row is not what a results file holds (a bug: it is not
+            written, so that the file stays readable).
         """
-        key = cell_key(*(row[name] for name in _CELL_FIELDS))
+        check_row(row, self.config.strategies)
+        key = cell_key(*(row[name] for name in CELL_FIELDS))
         if key in self.rows:
             return
         data = (json.dumps(row, sort_keys=True) + "\n").encode("utf-8")
@@ -185,8 +188,13 @@ def _read_settings(path, out_dir):
     return stored["result_settings"]
 
 
-def read_rows(path, repair=False):
+def read_rows(path, repair=False, strategies=()):
     """Finished rows of a results file, by cell; each cell once.
+
+    Every row is checked field by field (:func:`benchmarks._row_schema.check_row`):
+    a row that is not what the benchmark writes ends the read, naming its
+    line and field, rather than being coerced, dropped or left to fail in
+    the tables.
 
     Parameters
     ----------
@@ -194,6 +202,9 @@ def read_rows(path, repair=False):
     repair : bool, default=False
         Cut a partial last line (left by a kill during a write) from the
         file; otherwise it is only skipped.
+    strategies : iterable of str, default=()
+        The run's strategies: strategies of the user's own (``module:Class``)
+        are valid beside the registry's.
 
     Returns
     -------
@@ -203,7 +214,8 @@ def read_rows(path, repair=False):
     Raises
     ------
     CorruptFileError
-        If a complete line is not a row; the message gives its number.
+        If a complete line is not a valid row; the message gives its number
+        and, for a row, the field.
     """
     path = Path(path)
     if not path.exists():
@@ -224,7 +236,7 @@ def read_rows(path, repair=False):
     for number, line in enumerate(content[:complete_end].split(b"\n")[:-1], 1):
         if not line.strip():
             continue
-        key, row = _parse_row(line, path, number)
+        key, row = _parse_row(line, path, number, strategies)
         if key in rows:
             warnings.warn(f"{path}, line {number}: {key} is stored twice; keeping the "
                           "first row.", UserWarning, stacklevel=2)
@@ -233,26 +245,27 @@ def read_rows(path, repair=False):
     return rows
 
 
-def _parse_row(line, path, number):
+def _parse_row(line, path, number, strategies=()):
     """``(cell, row)`` of one line of a results file; a one-line error if damaged."""
+    what = "is not a result row"
     try:
         row = json.loads(line)
         if not isinstance(row, dict):
             raise TypeError("not a JSON object")
-        missing = [name for name in _CELL_FIELDS if name not in row]
-        if missing:
-            raise KeyError(f"no {', '.join(missing)} field")
-        return cell_key(*(row[name] for name in _CELL_FIELDS)), row
+        what = "is not a valid result row"
+        check_row(row, strategies)
+        return cell_key(*(row[name] for name in CELL_FIELDS)), row
     except UnicodeDecodeError:
         reason = "not UTF-8 text"
     except json.JSONDecodeError as exc:
         reason = f"invalid JSON: {exc.msg} at column {exc.colno}"
-    except (KeyError, TypeError, ValueError) as exc:
+    except (RowError, TypeError) as exc:
         reason = exc.args[0] if exc.args else type(exc).__name__
     # Only the last line can be cut short by a crash (and is repaired); a bad
     # line elsewhere was damaged otherwise, and guessing its cell could mix
-    # rows of different runs.
+    # rows of different runs. A row is never coerced nor left out of the
+    # tables: the run stops, and the user decides.
     raise CorruptFileError(
-        f"{path}, line {number}, is not a result row ({reason}). Delete that line "
+        f"{path}, line {number}, {what} ({reason}). Delete that line "
         "(its cell runs again) or fix it by hand, or use another --out."
     )

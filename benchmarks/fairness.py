@@ -31,7 +31,8 @@ Failures that the user can fix (a full disk, an unwritable or damaged output
 directory, a damaged dataset file, settings out of range) end the run with a
 one-line ``error: ...`` on stderr naming the file and the fix, and exit
 status 1; finished cells are always kept. SIGTERM and Ctrl-C stop the worker
-processes and exit with a hint to resume.
+processes and exit with a hint to resume; after a SIGKILL, which no code can
+handle, the workers exit within a second by themselves.
 """
 
 import argparse
@@ -58,7 +59,7 @@ from skprune.cache import fingerprint as content_hash
 from skprune.datasets import DATASETS, DatasetFormatError, DatasetNotFoundError
 from skprune.models import MODELS, RECIPES
 from skprune.selection import SELECTIONS
-from skprune.utils import check_device, check_pruner_settings
+from skprune.utils import check_device, check_pruner_settings, exit_with_parent
 
 from ._cells import PrunerFactory, cell_inputs, class_names, run_cell, warm_cache
 from ._config import (
@@ -70,6 +71,7 @@ from ._config import (
     check_density,
     parse_strategy_params,
 )
+from ._dask import DaskStartupError, connect, task_modules
 from ._data import load_benchmark_data
 from ._files import atomic_path, make_directory, os_error_message
 from ._registry import (
@@ -96,9 +98,8 @@ from .presets import PRESETS
 
 #: Seconds an idle loky worker waits for a task before it exits (joblib's
 #: default: 300). Workers hold the data set and a torch runtime, a gigabyte
-#: or more each; if this process is killed with SIGKILL, which it cannot
-#: handle, they are left with no parent and exit after this long. Respawning
-#: one costs a few seconds.
+#: or more each; respawning one costs a few seconds. (A worker whose parent
+#: dies, even by SIGKILL, exits within a second: see ``exit_with_parent``.)
 IDLE_WORKER_TIMEOUT = 30
 
 
@@ -262,7 +263,8 @@ def _run_pending(config, pending, store, out_dir, *, n_jobs, backend, scheduler,
     settings, fingerprint = config.to_dict(), config.fingerprint()
     cache_dir = str(out_dir / "cache")
     warmups, first, rest = stages(pending, PrunerFactory(config, None, None))
-    with _execution(backend, scheduler, n_jobs) as (jobs, torch_threads):
+    modules = task_modules(config, DATASETS, MODELS) if backend == "dask" else ()
+    with _execution(backend, scheduler, n_jobs, modules) as (jobs, torch_threads):
         parallel = Parallel(n_jobs=jobs, return_as="generator_unordered", batch_size=1)
         # Scoring warm-ups count as steps too: otherwise the bar sits at 0
         # through the longest part of a run.
@@ -304,12 +306,15 @@ def _closing_quietly(results):
 
 
 @contextmanager
-def _execution(backend, scheduler, n_jobs):
-    """Set up the joblib backend; yields its number of jobs and torch threads per job."""
-    if backend == "dask":
-        from distributed import Client
+def _execution(backend, scheduler, n_jobs, modules=("benchmarks._cells",)):
+    """Set up the joblib backend; yields its number of jobs and torch threads per job.
 
-        with Client(scheduler), parallel_config(backend="dask"):
+    With dask, the scheduler and workers are checked first (``modules``
+    are those the tasks import): a start-up problem fails within a bounded
+    time, with a :class:`~benchmarks._dask.DaskStartupError`.
+    """
+    if backend == "dask":
+        with connect(scheduler, list(modules)), parallel_config(backend="dask"):
             # Every dask thread runs one cell at a time, with one torch thread.
             yield (-1 if n_jobs is None else n_jobs), 1
         return
@@ -319,17 +324,26 @@ def _execution(backend, scheduler, n_jobs):
         # Runs in this process: torch keeps the threads it has.
         yield 1, None
         return
-    with parallel_config(backend="loky", idle_worker_timeout=IDLE_WORKER_TIMEOUT):
+    # Every worker exits within a second of this process's death, even by
+    # SIGKILL, which no cleanup code here can handle.
+    with parallel_config(backend="loky", idle_worker_timeout=IDLE_WORKER_TIMEOUT,
+                         initializer=exit_with_parent, initargs=(os.getpid(),)):
+        finished = False
         try:
             yield n_jobs, max(1, (os.cpu_count() or 1) // n_workers)
+            finished = True
         finally:
-            # Also on an error, Ctrl-C or SIGTERM: workers must not outlive
-            # the run, computing cells nobody will collect. loky replaces
-            # (kill_workers=True: at once) its executor with a new one, which
-            # starts no process before a task is submitted.
-            get_reusable_executor(max_workers=1, reuse=False, kill_workers=True).shutdown(
-                wait=True, kill_workers=True
-            )
+            # Workers must not outlive the run. After a clean run they are
+            # asked to exit, and run their own exit handlers: those release
+            # what they registered with the resource tracker (tqdm's lock, a
+            # semaphore), which would otherwise be reported as leaked. On an
+            # error, Ctrl-C or SIGTERM they are killed at once, rather than
+            # left computing cells nobody will collect. loky replaces its
+            # executor with a new one, which starts no process before a task
+            # is submitted.
+            get_reusable_executor(max_workers=1, reuse=False,
+                                  kill_workers=not finished).shutdown(
+                wait=True, kill_workers=not finished)
 
 
 def _check_densities(config, data):
@@ -629,7 +643,8 @@ def main(argv=None):
     # The project's own errors, each with a message naming the file or the
     # setting and the fix, and OSErrors, described from their errno. Anything
     # else is a bug and keeps its traceback.
-    except (OSError, InvalidConfigError, OutputDirectoryError, DatasetFormatError) as exc:
+    except (OSError, InvalidConfigError, OutputDirectoryError, DatasetFormatError,
+            DaskStartupError) as exc:
         print(_error_line(exc), file=sys.stderr)
         return 1
     except KeyboardInterrupt:

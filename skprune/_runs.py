@@ -17,10 +17,11 @@ from joblib import Parallel, delayed, effective_n_jobs
 from sklearn.utils import get_tags
 
 from ._progress import progress
-from .cache import CacheEntry
+from .cache import CacheEntry, Schema
 from .exceptions import DegenerateTrainingWarning
 from .utils._devices import resolve_device
 from .utils._random_state import preserved_random_state
+from .utils._workers import watch_parent_if_worker, worker_initializer
 
 #: Parameters that never change a run's scores: how many rows are kept and
 #: which, where results are cached, and how many runs are combined.
@@ -55,6 +56,7 @@ def run_scores(pruner, context, seeds):
         CacheEntry(
             pruner.memory,
             (type(pruner), score_params, context.data_key, seed) if cacheable else None,
+            schema=Schema(scores=("float64", (n_samples,))),
             check=lambda result: check_scores(result["scores"], n_samples, owner),
             what=f"{owner} scores",
         )
@@ -62,6 +64,8 @@ def run_scores(pruner, context, seeds):
     ]
     results = [entry.load() for entry in entries]
     missing = [run for run, result in enumerate(results) if result is None]
+    if missing:
+        watch_parent_if_worker()
     with progress(len(missing), f"{owner} query runs", pruner.verbose) as bar:
         for position, scores in _compute_runs(pruner, context, [seeds[run] for run in missing]):
             run = missing[position]
@@ -116,7 +120,8 @@ def _compute_runs(pruner, context, seeds):
     threads = max(1, torch.get_num_threads() // min(effective_n_jobs(n_jobs), len(seeds)))
     tasks = (delayed(_score_run_in_worker)(pruner, context.X, context.y, seed, device, threads)
              for seed, device in zip(seeds, devices, strict=True))
-    yield from enumerate(Parallel(n_jobs=n_jobs, return_as="generator")(tasks))
+    yield from enumerate(Parallel(n_jobs=n_jobs, return_as="generator",
+                                  **worker_initializer())(tasks))
 
 
 def _run_devices(estimator, n_runs):

@@ -10,10 +10,14 @@ skprune cannot see, a class without source) is computed without the cache,
 with a warning, rather than risk a stale result.
 
 Results are plain arrays. On disk each is one ``.npz`` file, written
-atomically and read with ``allow_pickle=False``, so a cache directory holds
-no code; a planted or damaged file can still hold wrong numbers, so keep
-shared cache directories writable by their owners only (see
-:ref:`scaling`). An entry that fails its check is recomputed and replaced.
+atomically and read as data (see :mod:`skprune._cache_files`): a regular
+file only, only the arrays its kind of result declares (a :class:`Schema`),
+each with its declared dtype and shape, and nothing ever unpickled, so a
+cache directory holds no code and a planted file can neither hang nor crash
+a fit. It can still hold wrong numbers of the right kind, so keep shared
+cache directories writable by their team only (see :ref:`scaling`). An
+entry that is not what its kind holds, or fails its check, is recomputed
+and replaced, with one warning naming the file.
 """
 
 import functools
@@ -22,7 +26,6 @@ import inspect
 import os
 import sys
 import sysconfig
-import tempfile
 import types
 import warnings
 from collections import OrderedDict
@@ -36,6 +39,8 @@ import skorch
 import torch
 from sklearn.base import BaseEstimator
 
+from ._cache_files import BadEntryError, Schema, UnreadableEntryError, read_entry, write_entry
+
 #: Most results kept by the in-process cache (``memory=None``); the oldest
 #: used entry is dropped first.
 PROCESS_CACHE_SIZE = 64
@@ -45,6 +50,11 @@ CACHE_FOLDER = "skprune-cache"
 
 _process_cache = OrderedDict()
 _process_cache_lock = Lock()
+
+
+__all__ = ["CACHE_FOLDER", "PROCESS_CACHE_SIZE", "CacheEntry", "Schema", "UncacheableError",
+           "cached_result", "clear_process_cache", "code_identity", "code_versions",
+           "fingerprint"]
 
 
 class UncacheableError(TypeError):
@@ -297,7 +307,7 @@ def code_versions():
     )
 
 
-def cached_result(memory, key, compute, *, check=None, what="results"):
+def cached_result(memory, key, compute, *, schema=None, check=None, what="results"):
     """Return ``compute()``, reusing an earlier result stored under ``key``.
 
     Parameters
@@ -314,10 +324,17 @@ def cached_result(memory, key, compute, *, check=None, what="results"):
         reused).
     compute : callable
         Computes the result, a dict of arrays; called only on a miss.
+    schema : Schema, default=None
+        The arrays the result holds, with their dtypes and shapes. A stored
+        entry is read only if it holds exactly these (anything else is
+        recomputed and replaced); a computed result is cast to them. Without
+        one, a stored entry's arrays are read whatever they are (still never
+        unpickled, and only uncompressed); every caller in skprune gives one.
     check : callable, default=None
-        Raises ``ValueError`` for a result that must not be used; a stored
-        entry that fails it is recomputed and replaced. Computed results are
-        checked too.
+        Raises ``ValueError`` for a result that must not be used (semantic
+        checks beyond the schema's); a stored entry that fails it is
+        recomputed and replaced. Computed results are checked too, before
+        they are cast to the schema.
     what : str, default="results"
         What is computed, for warnings (e.g. ``"EL2NPruner scores"``).
 
@@ -325,7 +342,7 @@ def cached_result(memory, key, compute, *, check=None, what="results"):
     -------
     dict of str to ndarray
     """
-    entry = CacheEntry(memory, key, check=check, what=what)
+    entry = CacheEntry(memory, key, schema=schema, check=check, what=what)
     result = entry.load()
     if result is None:
         result = entry.store(compute())
@@ -341,14 +358,17 @@ class CacheEntry:
 
     Parameters
     ----------
-    memory, key, check, what
+    memory, key, schema, check, what
         As in :func:`cached_result`.
     """
 
-    def __init__(self, memory, key, *, check=None, what="results"):
+    def __init__(self, memory, key, *, schema=None, check=None, what="results"):
+        self.schema = schema
         self.check = check
         self.what = what
         self.digest = self.path = None
+        # Whether the stored entry was found damaged, and is to be replaced.
+        self._replace = False
         if key is None:
             return
         try:
@@ -374,23 +394,48 @@ class CacheEntry:
                     _process_cache.move_to_end(self.digest)
             return None if stored is None else {name: value.copy()
                                                 for name, value in stored.items()}
-        stored = _load(self.path)
-        if stored is None:
-            return None
         try:
-            return _checked(stored, self.check)
-        except ValueError as exc:
-            warnings.warn(f"Ignoring the cached {self.what} in {self.path}: {exc}. "
-                          "Recomputing.", UserWarning, stacklevel=3)
-            return None
+            stored = read_entry(self.path, self.schema)
+            if stored is None:
+                return None
+            if self.schema is None:
+                stored = {name: np.asarray(value) for name, value in stored.items()}
+            if self.check is not None:
+                self.check(stored)
+            return stored
+        except UnreadableEntryError as exc:
+            # Most likely another user's valid entry: replacing it would only
+            # make it unreadable to them in turn.
+            warnings.warn(
+                f"Cannot read the cache entry {self.path} of {self.what} ({exc.strerror}); "
+                "recomputing them without replacing it. A cache shared by several users "
+                "needs a setgid group directory (see the scaling guide's 'memory on a "
+                "shared file system').", UserWarning, stacklevel=3)
+        except (BadEntryError, ValueError, TypeError) as exc:
+            self._replace = True
+            warnings.warn(f"Ignoring the cache entry {self.path} of {self.what}: {exc}. "
+                          "Recomputing them and replacing the entry.", UserWarning, stacklevel=3)
+        except OSError as exc:  # e.g. EIO on a network file system
+            warnings.warn(f"Cannot read the cache entry {self.path} of {self.what} ({exc}); "
+                          "recomputing them.", UserWarning, stacklevel=3)
+        return None
 
     def store(self, result):
         """Check a computed result, store it (unless uncacheable) and return it."""
-        result = _checked(result, self.check)
+        result = {name: np.asarray(value) for name, value in result.items()}
+        if self.check is not None:
+            self.check(result)
+        if self.schema is not None:
+            result = self.schema.conform(result)
         if self.digest is None:
             return result
         if self.path is not None:
-            _store(self.path, result)
+            try:
+                write_entry(self.path, result, replace=self._replace)
+            except OSError as exc:
+                # A full disk or a read-only cache loses the reuse, not the result.
+                warnings.warn(f"Could not write the cache entry {self.path} ({exc}); "
+                              "continuing without storing it.", UserWarning, stacklevel=3)
             return result
         with _process_cache_lock:
             self._remember(result)
@@ -402,47 +447,11 @@ class CacheEntry:
             _process_cache.popitem(last=False)
 
 
-def _checked(result, check):
-    result = {name: np.asarray(value) for name, value in result.items()}
-    if check is not None:
-        check(result)
-    return result
-
-
 def _location(memory):
     if isinstance(memory, (str, os.PathLike)):
         return Path(os.path.expanduser(os.fspath(memory)))
     location = getattr(memory, "location", None)
     return None if location is None else Path(os.path.expanduser(os.fspath(location)))
-
-
-def _load(path):
-    try:
-        with np.load(path, allow_pickle=False) as stored:
-            return {name: stored[name] for name in stored.files}
-    except FileNotFoundError:
-        return None
-    except Exception as exc:  # a truncated, planted or foreign file
-        warnings.warn(f"Ignoring the unreadable cache entry {path} ({exc}); recomputing.",
-                      UserWarning, stacklevel=4)
-        return None
-
-
-def _store(path, result):
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor, partial = tempfile.mkstemp(dir=path.parent, suffix=".partial")
-        try:
-            with os.fdopen(descriptor, "wb") as file:
-                np.savez(file, **result)
-            os.replace(partial, path)
-        except BaseException:
-            os.unlink(partial)
-            raise
-    except OSError as exc:
-        # A full disk or a read-only cache loses the reuse, not the result.
-        warnings.warn(f"Could not write the cache entry {path} ({exc}); continuing "
-                      "without storing it.", UserWarning, stacklevel=4)
 
 
 def clear_process_cache():

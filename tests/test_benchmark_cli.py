@@ -208,6 +208,38 @@ def test_damaged_results_line_names_file_and_line(copy_of, capsys, damage):
         read_rows(results)
 
 
+def with_a_second_seed(out):
+    """The rows of ``out`` again as seed 1 (with other numbers): a finished ``--seeds 0 1`` run."""
+    results = out / "results.jsonl"
+    rows = [json.loads(line) for line in results.read_text().splitlines()]
+    second = [{**row, "seed": 1, "accuracy": round(row["accuracy"] * 0.99, 6)} for row in rows]
+    lines = [json.dumps(row, sort_keys=True) for row in rows + second]
+    results.write_text("".join(line + "\n" for line in lines))
+    return results, rows + second
+
+
+@pytest.mark.parametrize("field, value", [
+    ("accuracy", "high"),
+    ("class_recall", "as a list"),
+    ("protocol", "Bogus"),
+    ("seed", "1"),
+    ("accuracy", None),
+])
+def test_a_row_with_a_bad_field_names_its_line_and_field(copy_of, capsys, field, value):
+    results, rows = with_a_second_seed(copy_of)
+    number = next(number for number, row in enumerate(rows, 1)
+                  if row["seed"] == 0 and row["protocol"] == "Strategy")
+    edited = dict(rows[number - 1])
+    edited[field] = list(edited["class_recall"].values()) if value == "as a list" else value
+    lines = results.read_text().splitlines(keepends=True)
+    lines[number - 1] = json.dumps(edited, sort_keys=True) + "\n"
+    results.write_text("".join(lines))
+    status, err = run(capsys, *SMOKE, "--seeds", "0", "1", "--out", str(copy_of))
+    assert_one_line_error(status, err, f"{results}, line {number},", f"field {field!r}",
+                          "Delete that line")
+    assert results.read_text() == "".join(lines), "the file must be left as it was"
+
+
 def test_partial_last_line_is_still_repaired(copy_of, capsys):
     results = copy_of / "results.jsonl"
     finished = results.read_bytes()
@@ -575,3 +607,62 @@ def test_sigterm_stops_the_loky_workers(tmp_path):
     assert status == 128 + signal.SIGTERM, err
     assert "Terminated" in err and "run the same command again to resume" in err
     assert "Traceback" not in err
+
+
+#: A short grid whose scoring warm-up and cells run on two loky workers.
+TWO_WORKERS = [*SMOKE, "--protocols", "Random", "Strategy", "--densities", "0.3",
+               "--n-jobs", "2"]
+
+
+def start_benchmark(tmp_path, *argv):
+    """``python -m benchmarks.fairness`` in its own session; its process and stderr file."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    # stderr to a file, not a pipe: workers inherit it, and a pipe would only
+    # end when the last of them exits.
+    log = tmp_path / "stderr.txt"
+    with open(log, "wb") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.fairness", *argv, "--out", str(tmp_path / "out")],
+            cwd=REPO, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+    return process, log
+
+
+@pytest.mark.slow
+def test_a_clean_run_with_two_workers_leaks_no_semaphore(tmp_path):
+    process, log = start_benchmark(tmp_path, *TWO_WORKERS)
+    status = process.wait(timeout=600)
+    err = log.read_text()
+    assert status == 0, err
+    assert "leaked" not in err and "resource_tracker" not in err, err
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_no_worker_outlives_a_sigkilled_benchmark(tmp_path):
+    process, log = start_benchmark(tmp_path, *TWO_WORKERS)
+    children = {}
+    try:
+        deadline = time.monotonic() + 120
+        while len(loky_workers(process.pid)) < 2:
+            assert process.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, "no two loky workers within 2 minutes"
+            time.sleep(0.05)
+        time.sleep(1)  # workers busy with their first tasks
+        children = descendants(process.pid)
+        process.send_signal(signal.SIGKILL)  # no cleanup code runs
+        process.wait(timeout=30)
+        killed_at = time.monotonic()
+        while any(is_running(pid) for pid in children) and time.monotonic() < killed_at + 10:
+            time.sleep(0.1)
+        lingering = {pid: cmd for pid, cmd in children.items() if is_running(pid)}
+        assert not lingering, f"still running 10 s after the parent was killed: {lingering}"
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        for pid in children:
+            if is_running(pid):
+                os.kill(pid, signal.SIGKILL)

@@ -1,6 +1,7 @@
 """Scores and MetriQ recalls are computed once per data and scoring parameters."""
 
 import os
+import stat
 import subprocess
 import sys
 import textwrap
@@ -454,3 +455,387 @@ def test_strategy_quota_hashes_the_data_once(monkeypatch):
     hashed.clear()
     ForgettingPruner(net, density=0.5, random_state=0).fit(X.copy(), y)
     assert len(hashed) == 1
+
+
+# Entries are files that other users and processes may have written ----------
+
+
+def cache_files(memory):
+    return sorted((Path(memory) / CACHE_FOLDER).iterdir())
+
+
+def metriq_fit(memory, random_state=0):
+    """A fast fit that stores one entry (MetriQ's recalls) under ``memory``."""
+    X, y = blobs()
+    return RandomPruner(CountingTree(max_depth=2), density=0.3, quota="metriq",
+                        random_state=random_state, memory=memory).fit(X, y)
+
+
+@pytest.fixture
+def umask():
+    """Set the process umask for a test; restored afterwards."""
+    previous = os.umask(0o022)
+    yield os.umask
+    os.umask(previous)
+
+
+def test_an_entry_is_as_readable_as_the_umask_allows(tmp_path, umask):
+    umask(0o022)
+    metriq_fit(tmp_path)
+    (entry,) = cache_files(tmp_path)
+    assert stat.S_IMODE(entry.stat().st_mode) == 0o644  # not mkstemp's 0600
+
+
+def test_a_setgid_group_directory_shares_entries_whatever_the_umask(tmp_path, umask):
+    # What `install -d -m 2770 -g team DIR` makes; a writer with umask 077.
+    team = tmp_path / "team"
+    team.mkdir()
+    group = os.getgid() if os.geteuid() != 0 else 61000
+    os.chown(team, -1, group)
+    os.chmod(team, 0o2770)
+    umask(0o077)
+    metriq_fit(team)
+    folder = team / CACHE_FOLDER
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o2770 and folder.stat().st_gid == group
+    (entry,) = cache_files(team)
+    assert stat.S_IMODE(entry.stat().st_mode) == 0o640
+    assert entry.stat().st_gid == group
+
+
+def test_racing_writers_leave_the_first_entry(tmp_path):
+    from skprune.cache import CacheEntry
+
+    first, second = (CacheEntry(tmp_path, ("race", 1)) for _ in range(2))
+    assert first.load() is None and second.load() is None  # both miss, both compute
+    first.store({"value": np.arange(3.0)})
+    (entry,) = cache_files(tmp_path)
+    published = entry.stat().st_ino
+    second.store({"value": np.arange(3.0) + 1})
+    # The entry is not replaced: readers that already hit keep hitting it.
+    assert entry.stat().st_ino == published
+    np.testing.assert_array_equal(CacheEntry(tmp_path, ("race", 1)).load()["value"],
+                                  np.arange(3.0))
+    assert cache_files(tmp_path) == [entry]  # and no partial file is left
+
+
+TEAM_GID, FIRST_UID, SECOND_UID = 61000, 61001, 61002
+
+SHARING_SCRIPT = textwrap.dedent("""
+    import sys
+    sys.path.insert(0, sys.argv[1])
+    from test_cache import metriq_fit, CountingTree
+    metriq_fit(sys.argv[2], random_state=int(sys.argv[3]))
+    print(CountingTree.fits)
+""")
+
+
+def as_user(uid, *args, cwd, env, umask=0o077):
+    """Start this Python as ``uid`` (in the team group), with ``umask``."""
+    return subprocess.Popen(
+        ["setpriv", f"--reuid={uid}", f"--regid={uid}", f"--groups={TEAM_GID}",
+         sys.executable, *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, umask=umask, cwd=cwd,
+        env=env)
+
+
+@pytest.mark.slow
+def test_two_users_share_a_team_cache():
+    import shutil
+    import tempfile
+
+    if os.geteuid() != 0:
+        pytest.skip("switching between two users needs root (setpriv --reuid)")
+    if shutil.which("setpriv") is None:
+        pytest.skip("needs setpriv (util-linux) to run as two users")
+    # Outside pytest's own temporary directory, which only its owner may enter.
+    base = Path(tempfile.mkdtemp(prefix="skprune-team-"))
+    try:
+        os.chmod(base, 0o755)
+        env = {"PATH": os.environ.get("PATH", ""), "HOME": str(base),
+               "PYTHONPATH": str(TESTS.parent), "PYTHONDONTWRITEBYTECODE": "1",
+               "MPLCONFIGDIR": str(base), "OMP_NUM_THREADS": "1"}
+        probe = as_user(FIRST_UID, "-c", "import numpy", cwd=base, env=env)
+        if probe.wait(timeout=300) != 0:
+            pytest.skip(f"another user cannot run this Python: {probe.stderr.read()[-300:]}")
+        # The documented recipe: install -d -m 2770 -g team DIR.
+        team = base / "team-cache"
+        team.mkdir()
+        os.chown(team, 0, TEAM_GID)
+        os.chmod(team, 0o2770)
+
+        def fits(*runs):
+            """Training count of every ``(uid, seed)`` fit, run side by side."""
+            started = [as_user(uid, "-c", SHARING_SCRIPT, str(TESTS), str(team), str(seed),
+                               cwd=base, env=env) for uid, seed in runs]
+            counts = []
+            for process in started:
+                out, err = process.communicate(timeout=300)
+                assert process.returncode == 0, err
+                assert "cache entry" not in err, err
+                counts.append(int(out.split()[-1]))
+            return counts
+
+        # Each user computes one result, then reads the other's.
+        assert fits((FIRST_UID, 0), (SECOND_UID, 1)) == [1, 1]
+        assert fits((SECOND_UID, 0), (FIRST_UID, 1)) == [0, 0]
+        entries = cache_files(team)
+        assert len(entries) == 2
+        assert {entry.stat().st_uid for entry in entries} == {FIRST_UID, SECOND_UID}
+        assert {entry.stat().st_gid for entry in entries} == {TEAM_GID}
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def el2n_fit(memory, X, y):
+    """An EL2N fit with one query run, counted by ``CountTrainings.scoring``."""
+    CountTrainings.scoring = 0
+    return el2n(memory).fit(X, y)
+
+
+@pytest.fixture(scope="module")
+def stored_scores(tmp_path_factory, digits):
+    """A cache holding one valid EL2N scores entry: (X, y, scores, entry name, entry bytes)."""
+    memory = tmp_path_factory.mktemp("scores")
+    X, y = digits[0][:300], digits[1][:300]
+    scores = el2n_fit(memory, X, y).scores_
+    (entry,) = cache_files(memory)
+    return X, y, scores, entry.name, entry.read_bytes()
+
+
+def planted(stored_scores, memory):
+    """Where the stored entry lives under ``memory``, its folder made."""
+    folder = Path(memory) / CACHE_FOLDER
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / stored_scores[3]
+
+
+def refit_warnings(stored_scores, memory):
+    """Fit again, recording every warning; the scores and the warnings."""
+    import warnings
+
+    X, y = stored_scores[:2]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        scores = el2n_fit(memory, X, y).scores_
+    return scores, caught
+
+
+def assert_recomputed_and_replaced(stored_scores, memory, scores, caught):
+    from skprune.exceptions import DegenerateTrainingWarning
+
+    entry = planted(stored_scores, memory)
+    naming = [str(warning.message) for warning in caught if str(entry) in str(warning.message)]
+    assert len(naming) == 1, [str(warning.message) for warning in caught]
+    assert not [warning for warning in caught
+                if issubclass(warning.category, DegenerateTrainingWarning)]
+    assert CountTrainings.scoring == 1
+    np.testing.assert_array_equal(scores, stored_scores[2])
+    assert not entry.is_symlink() and entry.is_file()
+    assert entry.read_bytes() == stored_scores[4]  # replaced by the valid entry
+    return naming[0]
+
+
+def write_npz(path, **arrays):
+    with open(path, "wb") as file:
+        np.savez(file, **arrays)
+
+
+@pytest.mark.parametrize("craft, reason", [
+    (lambda n: {"values": np.zeros(n)}, "members"),
+    (lambda n: {"scores": np.zeros(n), "extra": np.ones(4)}, "members"),
+    (lambda n: {"scores": np.zeros(n, dtype=bool)}, "dtype bool"),
+    (lambda n: {"scores": np.zeros(n, dtype=np.int8)}, "dtype int8"),
+], ids=["no-scores-member", "extra-member", "bool-scores", "int8-zero-scores"])
+def test_a_crafted_scores_entry_is_recomputed_with_one_warning(stored_scores, tmp_path, craft,
+                                                               reason):
+    write_npz(planted(stored_scores, tmp_path), **craft(len(stored_scores[1])))
+    scores, caught = refit_warnings(stored_scores, tmp_path)
+    message = assert_recomputed_and_replaced(stored_scores, tmp_path, scores, caught)
+    assert reason in message and "learning rate" not in message
+
+
+def test_a_metriq_entry_with_string_recalls_is_recomputed(tmp_path):
+    import warnings
+
+    metriq_fit(tmp_path)
+    (entry,) = cache_files(tmp_path)
+    with np.load(entry) as stored:
+        arrays = dict(stored)
+    arrays["recall"] = arrays["recall"].astype(str)
+    write_npz(entry, **arrays)
+    CountingTree.fits = 0
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        metriq_fit(tmp_path)
+    assert CountingTree.fits == 1
+    assert len([w for w in caught if str(entry) in str(w.message)]) == 1
+    with np.load(entry) as stored:
+        assert stored["recall"].dtype == np.float64
+
+
+@pytest.mark.parametrize("kind", ["fifo", "symlink"])
+def test_a_planted_fifo_or_link_is_refused_without_blocking(stored_scores, tmp_path, kind):
+    import threading
+
+    entry = planted(stored_scores, tmp_path)
+    if kind == "fifo":
+        os.mkfifo(entry)
+    else:
+        target = tmp_path / "elsewhere.npz"
+        target.write_bytes(stored_scores[4])
+        entry.symlink_to(target)
+    outcome = {}
+    fit = threading.Thread(
+        target=lambda: outcome.update(zip(("scores", "caught"),
+                                          refit_warnings(stored_scores, tmp_path))),
+        daemon=True)
+    fit.start()
+    fit.join(60)
+    if fit.is_alive():
+        # Unblock the reader, so that the thread ends.
+        os.close(os.open(entry, os.O_WRONLY | os.O_NONBLOCK))
+        fit.join(60)
+        pytest.fail("opening the planted FIFO blocked the fit")
+    message = assert_recomputed_and_replaced(stored_scores, tmp_path, outcome["scores"],
+                                             outcome["caught"])
+    assert "not a regular file" in message
+    if kind == "symlink":
+        assert target.read_bytes() == stored_scores[4]  # the link's target is left alone
+
+
+def zip_archive(members):
+    """A zip archive of ``(name, method, crc, size, data chunks)`` members, as bytes chunks."""
+    import struct
+
+    chunks, directory, offset = [], [], 0
+    for name, method, crc, size, data in members:
+        compressed = sum(len(chunk) for chunk in data)
+        header = struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, method, 0, 33, crc,
+                             compressed, size, len(name), 0) + name
+        directory.append(struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 0, method, 0,
+                                     33, crc, compressed, size, len(name), 0, 0, 0, 0, 0,
+                                     offset) + name)
+        chunks += [header, *data]
+        offset += len(header) + compressed
+    central = b"".join(directory)
+    end = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(members), len(members), len(central),
+                      offset, 0)
+    return chunks + [central, end]
+
+
+def npy_member(name, array):
+    import io
+    import zlib
+
+    buffer = io.BytesIO()
+    np.lib.format.write_array(buffer, array)
+    data = buffer.getvalue()
+    return name, 0, zlib.crc32(data), len(data), [data]
+
+
+def deflated_zeros_member(name, n_float64):
+    """A ``.npy`` member of ``n_float64`` zeros (a multiple of 2**21), deflated, built cheaply."""
+    import io
+    import zlib
+
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        buffer, {"descr": "<f8", "fortran_order": False, "shape": (n_float64,)})
+    header, block = buffer.getvalue(), bytes(1 << 24)
+    # Full flushes make every block stand on its own, so one compressed
+    # block of zeros can be repeated.
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+    head = compressor.compress(header) + compressor.flush(zlib.Z_FULL_FLUSH)
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+    zeros = compressor.compress(block) + compressor.flush(zlib.Z_FULL_FLUSH)
+    repeats = n_float64 * 8 // len(block)
+    crc = zlib.crc32(header)
+    for _ in range(repeats):
+        crc = zlib.crc32(block, crc)
+    final = b"\x03\x00"  # an empty last block
+    return name, 8, crc, len(header) + repeats * len(block), [head] + [zeros] * repeats + [final]
+
+
+def test_a_huge_member_beside_valid_scores_is_never_inflated(stored_scores, tmp_path,
+                                                             monkeypatch):
+    import zipfile
+
+    entry = planted(stored_scores, tmp_path)
+    valid = npy_member(b"scores.npy", stored_scores[2])
+    huge = deflated_zeros_member(b"junk.npy", 2**28)  # 2 GiB of float64 zeros
+    with open(entry, "wb") as file:
+        file.writelines(zip_archive([valid, huge]))
+    assert entry.stat().st_size < 5 * 2**20
+    opened = []
+    zip_open = zipfile.ZipFile.open
+
+    def recording_open(self, name, *args, **kwargs):
+        opened.append(getattr(name, "filename", name))
+        return zip_open(self, name, *args, **kwargs)
+
+    monkeypatch.setattr(zipfile.ZipFile, "open", recording_open)
+    scores, caught = refit_warnings(stored_scores, tmp_path)
+    assert "junk.npy" not in opened
+    assert_recomputed_and_replaced(stored_scores, tmp_path, scores, caught)
+
+
+def test_partial_files_of_dead_writers_are_removed(tmp_path):
+    import time
+
+    from skprune import _cache_files
+
+    folder = tmp_path / CACHE_FOLDER
+    folder.mkdir()
+    host = _cache_files._host()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    later = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        names = {
+            "dead writer": f"0a.{host}.{dead.pid}.01.partial",
+            "reused pid": f"0b.{host}.{later.pid}.02.partial",
+            "old, elsewhere": "0c.otherhost.1.03.partial",
+            "old, unnamed": "tmp9x2k.partial",
+            "running writer": f"0d.{host}.{os.getpid()}.04.partial",
+            "fresh, elsewhere": f"0e.otherhost.{dead.pid}.05.partial",
+        }
+        for name in names.values():
+            (folder / name).write_bytes(b"PK")
+        hour, days = time.time() - 3600, time.time() - 2 * 86400
+        os.utime(folder / names["reused pid"], (hour, hour))  # before that process started
+        for name in ("old, elsewhere", "old, unnamed"):
+            os.utime(folder / names[name], (days, days))
+        metriq_fit(tmp_path)  # a write cleans up
+    finally:
+        later.kill()
+        later.wait()
+    left = {path.name for path in folder.iterdir() if path.suffix == ".partial"}
+    assert left == {names["running writer"], names["fresh, elsewhere"]}
+
+
+KILLED_WRITE = textwrap.dedent("""
+    import os, signal, sys
+    import numpy as np
+    sys.path.insert(0, sys.argv[1])
+    from test_cache import metriq_fit
+
+    def killed_savez(file, *args, **kwargs):
+        file.write(b"PK half an entry")
+        file.flush()
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    np.savez = killed_savez
+    metriq_fit(sys.argv[2])
+""")
+
+
+@pytest.mark.slow
+def test_a_killed_write_leaves_no_partial_file_for_ever(tmp_path):
+    killed = subprocess.run([sys.executable, "-c", KILLED_WRITE, str(TESTS), str(tmp_path)],
+                            check=False, capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -9, killed.stderr
+    (partial,) = cache_files(tmp_path)
+    assert partial.suffix == ".partial"
+    metriq_fit(tmp_path)  # the next write removes it
+    (entry,) = cache_files(tmp_path)
+    assert entry.suffix == ".npz"

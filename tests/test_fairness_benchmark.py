@@ -201,17 +201,49 @@ def test_kill_and_resume_gives_the_same_rows_and_tables(smoke_run, tmp_path):
     assert_same_tables(out, smoke_run.out)
 
 
-@pytest.mark.slow
-def test_dask_backend(smoke_run, tmp_path):
+@pytest.fixture(scope="module")
+def dask_cluster():
+    """Two dask worker processes, started before any test adds to ``sys.path``."""
     distributed = pytest.importorskip("distributed")
-    out = tmp_path / "dask"
-    # One density: half the cells, every protocol, and still a shared cache.
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   dashboard_address=None) as cluster:
-        status = fairness.main(["--preset", "smoke", "--densities", "0.3", "--out", str(out),
-                                "--no-progress", "--figure-formats", "png", "--backend",
-                                "dask", "--scheduler", cluster.scheduler_address])
+        yield cluster
+
+
+def kill_a_worker_once_a_row_is_written(cluster, results):
+    """In a thread: SIGKILL one worker process as soon as ``results`` has a row."""
+    import threading
+
+    from distributed import Client
+
+    with Client(cluster) as client:
+        victim = next(iter(client.run(os.getpid).values()))
+    killed = threading.Event()
+
+    def kill():
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            if results.exists() and results.read_bytes().count(b"\n") >= 1:
+                os.kill(victim, signal.SIGKILL)
+                killed.set()
+                return
+            time.sleep(0.02)
+
+    threading.Thread(target=kill, daemon=True).start()
+    return killed
+
+
+@pytest.mark.slow
+def test_dask_backend(smoke_run, tmp_path, dask_cluster):
+    out = tmp_path / "dask"
+    # A worker that dies mid-run loses nothing: its tasks run again elsewhere.
+    killed = kill_a_worker_once_a_row_is_written(dask_cluster, out / "results.jsonl")
+    # One density: half the cells, every protocol, and still a shared cache.
+    status = fairness.main(["--preset", "smoke", "--densities", "0.3", "--out", str(out),
+                            "--no-progress", "--figure-formats", "png", "--backend",
+                            "dask", "--scheduler", dask_cluster.scheduler_address])
     assert status == 0
+    assert killed.is_set()
     rows = comparable(read_results(out))
     expected = comparable(row for row in read_results(smoke_run.out)
                           if row["density"] in (0.3, 1.0))
@@ -224,6 +256,83 @@ def test_dask_backend(smoke_run, tmp_path):
     # the MetriQ recalls, however many workers used them.
     entries = list((out / "cache").rglob("*.npz"))
     assert len(entries) == 2
+
+
+OWN_MODEL = """
+from skprune.models import make_net
+
+
+def make(n_classes, input_shape):
+    return make_net("mlp", n_classes=n_classes, input_shape=input_shape, max_epochs=2)
+"""
+
+
+@pytest.mark.slow
+def test_dask_workers_that_cannot_import_the_model_fail_at_once(tmp_path, dask_cluster,
+                                                                 monkeypatch, capsys):
+    # The module is importable here, not on the workers, started before.
+    (tmp_path / "own_model.py").write_text(OWN_MODEL)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    started = time.monotonic()
+    status = fairness.main(["--preset", "smoke", "--model", "own_model:make", "--out",
+                            str(tmp_path / "out"), "--no-progress", "--backend", "dask",
+                            "--scheduler", dask_cluster.scheduler_address])
+    err = capsys.readouterr().err
+    assert status == 1, err
+    (line,) = [line for line in err.splitlines() if line.startswith("error:")]
+    assert "worker" in line and "own_model" in line and "PYTHONPATH" in line
+    assert "Traceback" not in err
+    assert time.monotonic() - started < 60
+
+
+@pytest.mark.slow
+def test_a_dask_scheduler_that_cannot_import_the_tasks_fails_at_once(tmp_path, capsys):
+    # Started outside the repository: it cannot unpickle the tasks (joblib
+    # would wait for them for ever).
+    pytest.importorskip("distributed")
+    env = {name: value for name, value in os.environ.items() if name != "PYTHONPATH"}
+    file = tmp_path / "scheduler.json"
+    scheduler = subprocess.Popen(
+        [sys.executable, "-m", "dask", "scheduler", "--host", "127.0.0.1", "--port", "0",
+         "--no-dashboard", "--scheduler-file", str(file)],
+        cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not (file.exists() and file.read_text().strip()):
+            assert scheduler.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+        address = json.loads(file.read_text())["address"]
+        status = fairness.main(["--preset", "smoke", "--out", str(tmp_path / "out"),
+                                "--no-progress", "--backend", "dask", "--scheduler", address])
+    finally:
+        scheduler.terminate()
+        scheduler.wait(timeout=60)
+    err = capsys.readouterr().err
+    assert status == 1, err
+    (line,) = [line for line in err.splitlines() if line.startswith("error:")]
+    assert "scheduler" in line and "benchmarks._cells" in line and "PYTHONPATH" in line
+
+
+def test_an_unreachable_dask_scheduler_is_one_line_within_the_timeout(tmp_path, capsys,
+                                                                      monkeypatch):
+    import socket
+
+    from benchmarks import _dask
+
+    pytest.importorskip("distributed")
+    monkeypatch.setattr(_dask, "STARTUP_TIMEOUT", 2)
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        address = f"tcp://127.0.0.1:{probe.getsockname()[1]}"
+    started = time.monotonic()
+    status = fairness.main(["--preset", "smoke", "--out", str(tmp_path / "out"),
+                            "--no-progress", "--backend", "dask", "--scheduler", address])
+    err = capsys.readouterr().err
+    assert status == 1
+    assert err.splitlines() == [next(line for line in err.splitlines()
+                                     if line.startswith("error:"))]
+    assert address in err and "dask scheduler" in err
+    assert time.monotonic() - started < 30
 
 
 @pytest.mark.parametrize("argv, message", [

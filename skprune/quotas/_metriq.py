@@ -28,6 +28,7 @@ from ._validation import (
     _EpochPredictions,
     _random_splitter,
     _splits,
+    evidence_schema,
     group_positions,
     validation_evidence,
 )
@@ -316,6 +317,7 @@ class MetriQ(BaseQuota):
         result = cached_result(
             context.memory, key,
             lambda: self._measure(estimator, validation, context),
+            schema=evidence_schema(context.group_labels.shape[0], self.n_runs),
             check=lambda result: _check_recall(result, context.group_labels.shape[0]),
             what="MetriQ recalls",
         )

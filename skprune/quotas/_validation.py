@@ -7,6 +7,7 @@ from sklearn.model_selection import StratifiedShuffleSplit, check_cv
 from skorch.callbacks import Callback
 
 from .._query_training import predict_classes
+from ..cache import Schema
 from ..utils._torch_data import take_rows
 
 
@@ -131,6 +132,12 @@ def group_positions(groups_val, labels):
         labels[np.minimum(position, labels.size - 1)] == groups_val
     )
     return np.where(known, position, 0), known
+
+
+def evidence_schema(n_groups, n_runs):
+    """The arrays of :func:`validation_evidence` over ``n_runs`` trainings, as cached."""
+    return Schema(recall=("float64", (n_groups,)), n_validation=("float64", (n_groups,)),
+                  error_counts=("float64", (n_groups, n_runs + 1)))
 
 
 def validation_evidence(hits, row_groups, n_groups):
