@@ -24,21 +24,35 @@ _MISSING = object()
 
 
 class RowError(ValueError):
-    """A row field that is not what the benchmark writes.
+    """A row field that is not what the benchmark writes (made by :meth:`about`).
 
-    Parameters
+    Attributes
     ----------
     field : str
-    problem : str
-        What it must be, e.g. ``"must be a number in [0, 1]"``.
-    value : object, optional
-        The value found.
     """
 
-    def __init__(self, field, problem, value=_MISSING):
-        self.field = field
+    field = None
+
+    @classmethod
+    def about(cls, field, problem, value=_MISSING):
+        """The error for ``field``: what it must be (``problem``), and the ``value`` found.
+
+        Parameters
+        ----------
+        field : str
+        problem : str
+            What it must be, e.g. ``"must be a number in [0, 1]"``.
+        value : object, optional
+            The value found.
+
+        Returns
+        -------
+        RowError
+        """
         got = "" if value is _MISSING else f" (got {_short_repr(value)})"
-        ValueError.__init__(self, f"field {field!r} {problem}{got}")
+        error = cls(f"field {field!r} {problem}{got}")
+        error.field = field
+        return error
 
 
 def check_row(row, strategies=()):
@@ -58,60 +72,60 @@ def check_row(row, strategies=()):
     """
     for name in CELL_FIELDS:
         if name not in row:
-            raise RowError(name, "is missing")
+            raise RowError.about(name, "is missing")
     protocol = row["protocol"]
     known = [*PROTOCOLS, *REFERENCES]
     if not isinstance(protocol, str) or protocol not in known:
-        raise RowError("protocol", f"must be one of {', '.join(map(repr, known))}", protocol)
+        raise RowError.about("protocol", f"must be one of {', '.join(map(repr, known))}", protocol)
     _check_strategy(protocol, row["strategy"], strategies)
     density = row["density"]
     if not _is_number(density) or not 0 < density <= 1:
-        raise RowError("density", "must be a number in (0, 1]", density)
+        raise RowError.about("density", "must be a number in (0, 1]", density)
     if protocol in REFERENCES and density != 1:
-        raise RowError("density", f"must be 1 in a {protocol!r} row", density)
+        raise RowError.about("density", f"must be 1 in a {protocol!r} row", density)
     seed = row["seed"]
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise RowError("seed", "must be a non-negative integer", seed)
+        raise RowError.about("seed", "must be a non-negative integer", seed)
 
     fields = dict(_FIELDS)
     grouped = [name for name in GROUP_FIELDS if name in row]
     if grouped or (protocol in PROTOCOLS and PROTOCOLS[protocol].uses_groups):
         fields.update(_GROUP_FIELD_CHECKS)
     for name in sorted(set(row) - set(fields) - set(CELL_FIELDS)):
-        raise RowError(name, "is not a field of a result row")
+        raise RowError.about(name, "is not a field of a result row")
     for name, check in fields.items():
         if name not in row:
-            raise RowError(name, "is missing")
+            raise RowError.about(name, "is missing")
         check(name, row[name])
 
     label = method_label(protocol, row["strategy"])
     if row["method"] != label:
-        raise RowError("method", f"must be {label!r} for this protocol and strategy",
+        raise RowError.about("method", f"must be {label!r} for this protocol and strategy",
                        row["method"])
     if set(row["class_counts"]) != set(row["class_recall"]):
-        raise RowError("class_counts", "must name the classes of class_recall",
+        raise RowError.about("class_counts", "must name the classes of class_recall",
                        sorted(row["class_counts"]))
     if row["n_classes"] != len(row["class_recall"]):
-        raise RowError("n_classes", f"must be the {len(row['class_recall'])} classes of "
+        raise RowError.about("n_classes", f"must be the {len(row['class_recall'])} classes of "
                        "class_recall", row["n_classes"])
     if row["n_kept"] != sum(row["class_counts"].values()):
-        raise RowError("n_kept", "must be the sum of class_counts", row["n_kept"])
+        raise RowError.about("n_kept", "must be the sum of class_counts", row["n_kept"])
 
 
 def _check_strategy(protocol, strategy, own):
     if not isinstance(strategy, str):
-        raise RowError("strategy", "must be a strategy name", strategy)
+        raise RowError.about("strategy", "must be a strategy name", strategy)
     takes_one = protocol in PROTOCOLS and PROTOCOLS[protocol].uses_strategy
     if not takes_one:
         if strategy != NO_STRATEGY:
-            raise RowError("strategy", f"must be {NO_STRATEGY!r} in a {protocol!r} row",
+            raise RowError.about("strategy", f"must be {NO_STRATEGY!r} in a {protocol!r} row",
                            strategy)
         return
     known = [name for name in STRATEGIES if name != "random"]
     known += [name for name in own if name not in STRATEGIES]
     if strategy not in known:
         # Random scores run as the protocol's random_equivalent, never as a strategy.
-        raise RowError("strategy", f"must be one of {', '.join(map(repr, known))} in a "
+        raise RowError.about("strategy", f"must be one of {', '.join(map(repr, known))} in a "
                        f"{protocol!r} row", strategy)
 
 
@@ -122,39 +136,39 @@ def _is_number(value):
 
 def _fraction(name, value):
     if not _is_number(value) or not 0 <= value <= 1:
-        raise RowError(name, "must be a number in [0, 1]", value)
+        raise RowError.about(name, "must be a number in [0, 1]", value)
 
 
 def _count(name, value):
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise RowError(name, "must be a non-negative integer", value)
+        raise RowError.about(name, "must be a non-negative integer", value)
 
 
 def _positive_count(name, value):
     _count(name, value)
     if value == 0:
-        raise RowError(name, "must be a positive integer", value)
+        raise RowError.about(name, "must be a positive integer", value)
 
 
 def _seconds(name, value):
     if not _is_number(value) or value < 0:
-        raise RowError(name, "must be a non-negative number of seconds", value)
+        raise RowError.about(name, "must be a non-negative number of seconds", value)
 
 
 def _text(name, value):
     if not isinstance(value, str) or not value:
-        raise RowError(name, "must be a non-empty string", value)
+        raise RowError.about(name, "must be a non-empty string", value)
 
 
 def _mapping(check, what):
     def check_mapping(name, value):
         if not isinstance(value, dict) or not value:
-            raise RowError(name, f"must be an object of name -> {what}", value)
+            raise RowError.about(name, f"must be an object of name -> {what}", value)
         for key, item in value.items():
             try:
                 check(name, item)
             except RowError:
-                raise RowError(name, f"must map every name to {what}; {key!r} maps to "
+                raise RowError.about(name, f"must map every name to {what}; {key!r} maps to "
                                f"{_short_repr(item)}") from None
     return check_mapping
 
