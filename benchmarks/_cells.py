@@ -198,12 +198,32 @@ class PrunerFactory:
         """
         validation = self.validation if groups else self.validation[:2]
         weighting = {} if rule is None else METRIQ_RULES[rule]
+        # A strategy's MetriQ reads recall from the strategy's own query
+        # networks (its estimator: None), as the DRoP authors do.
+        shared = self.shares_networks(name)
         if self.config.query_protocol != "drop":
-            return MetriQ(self.net, validation=validation, **weighting)
+            return MetriQ(None if shared else self.net, validation=validation, **weighting)
         query, n_runs = self.metriq_source(name)
         params = {"error_rate": "observed", "floor": 0.0, **weighting}
+        if shared:
+            return MetriQ(validation=validation, epoch="best", **params)
         return MetriQ(self.query_net(query), validation=validation, n_runs=n_runs,
                       epoch="best", **params)
+
+    def shares_networks(self, name):
+        """Whether strategy ``name``'s MetriQ reads recall from its own query networks."""
+        return name != NO_STRATEGY and strategy(name).query != "none"
+
+    def records_validation(self, name):
+        """Whether strategy ``name``'s query runs also predict MetriQ's validation set.
+
+        They do when the run has a Strategy+MetriQ protocol for it: its scores
+        and validation predictions are then computed and cached together,
+        and its Strategy cells read the same scores.
+        """
+        return self.shares_networks(name) and any(
+            PROTOCOLS[protocol].uses_strategy and PROTOCOLS[protocol].uses_metriq
+            for protocol in self.config.protocols if protocol in PROTOCOLS)
 
     def metriq_source(self, name):
         """What MetriQ's recalls depend on besides the seed; equal ones are shared."""
@@ -262,22 +282,28 @@ class PrunerFactory:
 def shared_computations(factory, cell):
     """The cached results a cell reads, each named by the fit that computes it.
 
-    A strategy's scores are computed by its ``Strategy`` pruner, MetriQ's
-    recalls by a ``RandomPruner`` with that MetriQ (random scores cost
-    nothing).
+    A strategy's scores are computed by its ``Strategy`` pruner, or, when
+    the run has Strategy+MetriQ cells, by its ``Strategy+MetriQ`` pruner,
+    which also caches its query networks' validation predictions for
+    MetriQ (``"scores+validation"``). Random+MetriQ's recalls are computed by
+    a ``RandomPruner`` with that MetriQ (random scores cost nothing).
 
     Returns
     -------
     list of (kind, strategy, seed)
-        ``kind`` is ``"scores"`` or ``"metriq"``; for MetriQ, ``strategy``
-        is the first of the strategies that share its recalls.
+        ``kind`` is ``"scores"``, ``"scores+validation"``, ``"metriq"`` or
+        ``"group-metriq"``; for MetriQ, ``strategy`` is the first of the
+        strategies that share its recalls.
     """
     if cell.protocol in REFERENCES:
         return []
     protocol = PROTOCOLS[cell.protocol]
     computations = []
     if protocol.uses_strategy:
-        computations.append(("scores", cell.strategy, cell.seed))
+        kind = "scores+validation" if factory.records_validation(cell.strategy) else "scores"
+        computations.append((kind, cell.strategy, cell.seed))
+        if protocol.uses_metriq and factory.shares_networks(cell.strategy):
+            return computations
     if protocol.uses_metriq:
         source = factory.metriq_source(cell.strategy)
         sharing = [NO_STRATEGY, *factory.config.strategies]
@@ -298,7 +324,7 @@ def warm_cache(settings, kind, strategy_name, seed, cache_dir, torch_threads=Non
     ----------
     settings : dict
         :meth:`BenchmarkConfig.to_dict` of the run.
-    kind : {"scores", "metriq", "group-metriq"}
+    kind : {"scores", "scores+validation", "metriq", "group-metriq"}
     strategy_name : str
     seed : int
     cache_dir : str
@@ -310,6 +336,9 @@ def warm_cache(settings, kind, strategy_name, seed, cache_dir, torch_threads=Non
     if kind == "scores":
         pruner = factory.strategy(strategy_name, density=1.0, random_state=seed,
                                   memory=cache_dir)
+    elif kind == "scores+validation":
+        pruner = factory.strategy(strategy_name, quota=factory.metriq(strategy_name),
+                                  density=1.0, random_state=seed, memory=cache_dir)
     else:
         groups = data.groups_train if kind == "group-metriq" else None
         pruner = factory.random(

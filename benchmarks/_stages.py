@@ -7,6 +7,7 @@ them: wasted work, not wrong results.
 """
 
 from ._cells import shared_computations
+from ._registry import PROTOCOLS
 
 
 def stages(pending, factory):
@@ -33,7 +34,10 @@ def stages(pending, factory):
     needs = {cell: shared_computations(factory, cell) for cell in pending}
     leaders = {}
     for cell, computations in needs.items():
-        if len(computations) == 1:
+        # A Strategy cell reads scores+validation but does not compute the
+        # validation predictions: it cannot lead that computation.
+        if len(computations) == 1 and (computations[0][0] != "scores+validation"
+                                       or PROTOCOLS[cell.protocol].uses_metriq):
             leaders.setdefault(computations[0], cell)
     every_computation = dict.fromkeys(c for computations in needs.values() for c in computations)
     warmups = [computation for computation in every_computation if computation not in leaders]

@@ -43,8 +43,10 @@ STRATEGIES = {
     "uncertainty": ("UncertaintyPruner", {}),
     "aum": ("AUMPruner", {}),
 }
-#: How MetriQ measures: not at all, its default hold-out, or half of the test set.
-QUOTAS = ("none", "metriq-holdout", "metriq-validation")
+#: How MetriQ measures: not at all, its default hold-out, half of the test set
+#: read off the strategy's own query networks (the default), or half of the test
+#: set with networks of its own (``share_networks=False``, skprune before 0.2).
+QUOTAS = ("none", "metriq-holdout", "metriq-validation", "metriq-validation-own")
 DENSITY = 0.5
 
 
@@ -94,7 +96,9 @@ def measure(strategy, quota):
         return {"plain": time.perf_counter() - start}
     name, params = STRATEGIES[strategy]
     quota_param = {"none": None, "metriq-holdout": "metriq",
-                   "metriq-validation": MetriQ(validation=validation)}[quota]
+                   "metriq-validation": MetriQ(validation=validation),
+                   "metriq-validation-own": MetriQ(validation=validation,
+                                                   share_networks=False)}[quota]
     pruner = getattr(skprune, name)(net(), density=DENSITY, quota=quota_param,
                                     random_state=0, **params)
     epochs = max(1, round(net().max_epochs * (0.5 + 0.5 * DENSITY) / DENSITY))

@@ -107,6 +107,11 @@ class PruningContext:
         Name of the pruner, for messages.
     verbose : int
         The pruner's ``verbose``: quotas that train show their progress too.
+    query_predictions : list of dict or None
+        Validation predictions of the pruner's own query networks, one dict
+        per run (``"last"`` and ``"best"`` epoch), when its quota asked for
+        them (:meth:`skprune.quotas.BaseQuota._query_validation`); MetriQ
+        then reads class recall from them instead of training networks.
     """
 
     X: object
@@ -124,6 +129,7 @@ class PruningContext:
     estimator: object
     owner: str
     verbose: int = 0
+    query_predictions: object = None
 
     @property
     def n_samples(self):

@@ -5,9 +5,11 @@ these helpers, so that cloning, seeding, device resolution and divergence
 checks behave the same everywhere.
 """
 
+import contextvars
 import itertools
 import math
 import warnings
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -29,7 +31,7 @@ from .utils._modules import (
     forward,
     require_output_kind,
 )
-from .utils._random_state import seeded
+from .utils._random_state import preserved_random_state, seeded
 from .utils._torch_data import (
     batch_length,
     describe_forward_error,
@@ -237,12 +239,90 @@ def train_query_net(estimator, X, y, seed, *, owner, epochs=None, callbacks=(), 
     """
     check_skorch_classifier(estimator, owner)
     kind = require_output_kind(estimator.criterion, owner)
+    shared = _SHARED_VALIDATION.get()
+    if shared is not None and epochs != 0:
+        predictions = EpochPredictions(shared.X_val)
+        callbacks = [*callbacks, ("skprune_shared_validation", predictions)]
     net = make_query_net(estimator, owner=owner, callbacks=callbacks, **params)
     target = net_targets(y)
     initialize_checked(net, X, target, kind, seed, owner=owner)
     if epochs != 0:
         fit_query_net(net, X, target, seed, epochs=epochs)
+        if shared is not None:
+            shared.networks.append(predictions.predictions_)
     return net, kind
+
+
+class EpochPredictions(Callback):
+    """Predicted class index of every validation row after every epoch.
+
+    The prediction pass runs with the global random states preserved: a
+    network's training, and so its scores, are the same whether it is
+    watched or not.
+
+    Parameters
+    ----------
+    X_val : array-like or torch Dataset
+
+    Attributes
+    ----------
+    predictions_ : ndarray of int64, shape (n_epochs, n_val)
+    """
+
+    def __init__(self, X_val):
+        self.X_val = X_val
+
+    def initialize(self):
+        self.predictions_ = []
+        return self
+
+    def on_epoch_end(self, net, **kwargs):
+        # Creating a DataLoader iterator draws from torch's global generator.
+        with preserved_random_state():
+            self.predictions_.append(predict_classes(net, self.X_val))
+
+    def on_train_end(self, net, **kwargs):
+        self.predictions_ = (np.stack(self.predictions_) if self.predictions_
+                             else np.zeros((0, _num_rows(self.X_val)), dtype=np.int64))
+        self.X_val = None  # a fitted net must not carry the validation data
+
+
+class _SharedValidation:
+    """The validation rows query networks predict, and what they predicted."""
+
+    def __init__(self, X_val):
+        self.X_val = X_val
+        self.networks = []
+
+
+_SHARED_VALIDATION = contextvars.ContextVar("skprune_shared_validation", default=None)
+
+
+@contextmanager
+def predicting_validation(X_val):
+    """Within, every query network trained also predicts ``X_val`` after each epoch.
+
+    This is how MetriQ reads class recall from a strategy's own query
+    networks instead of training networks of its own: the pruner scores
+    inside this context, and each network its runs train leaves its
+    predictions, in training order.
+
+    Parameters
+    ----------
+    X_val : array-like or torch Dataset
+
+    Yields
+    ------
+    list of ndarray of int64, shape (n_epochs, n_val)
+        One entry per network trained (networks trained for 0 epochs leave
+        none).
+    """
+    shared = _SharedValidation(X_val)
+    token = _SHARED_VALIDATION.set(shared)
+    try:
+        yield shared.networks
+    finally:
+        _SHARED_VALIDATION.reset(token)
 
 
 #: The name of the recorder among a recording query net's callbacks.

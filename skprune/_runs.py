@@ -17,6 +17,7 @@ from joblib import Parallel, delayed, effective_n_jobs
 from sklearn.utils import get_tags
 
 from ._progress import progress
+from ._query_training import predicting_validation
 from .cache import CacheEntry, Schema
 from .exceptions import DegenerateTrainingWarning
 from .utils._devices import resolve_device
@@ -30,7 +31,7 @@ NON_SCORE_PARAMS = frozenset(
 )
 
 
-def run_scores(pruner, context, seeds):
+def run_scores(pruner, context, seeds, validation=None):
     """The scores of every run, each from the cache or computed, and checked.
 
     Parameters
@@ -40,10 +41,19 @@ def run_scores(pruner, context, seeds):
         The data being pruned and its content key.
     seeds : list of int
         One seed per run.
+    validation : SharedValidation or None
+        Validation rows that every run's query network also predicts after
+        each epoch (for MetriQ to read class recall from them); their
+        predictions are cached beside the scores.
 
     Returns
     -------
-    ndarray of shape (n_runs, n_samples)
+    scores : ndarray of shape (n_runs, n_samples)
+    predictions : list of dict or None
+        With ``validation``: for every run, the validation predictions of its
+        query network at its last epoch (``"last"``) and at its epoch of best
+        validation accuracy (``"best"``); ``None`` when a run trained no
+        network, or without ``validation``.
     """
     owner, n_samples = context.owner, context.n_samples
     tags = get_tags(pruner).pruner_tags
@@ -52,30 +62,79 @@ def run_scores(pruner, context, seeds):
         if name not in NON_SCORE_PARAMS
     }
     cacheable = tags.cache_scores and context.data_key is not None
+    keys = [(type(pruner), score_params, context.data_key, seed) for seed in seeds]
     entries = [
         CacheEntry(
-            pruner.memory,
-            (type(pruner), score_params, context.data_key, seed) if cacheable else None,
+            pruner.memory, key if cacheable else None,
             schema=Schema(scores=("float64", (n_samples,))),
             check=lambda result: check_scores(result["scores"], n_samples, owner),
             what=f"{owner} scores",
         )
-        for seed in seeds
+        for key in keys
     ]
     results = [entry.load() for entry in entries]
-    missing = [run for run, result in enumerate(results) if result is None]
+    shared = [None] * len(seeds)
+    if validation is not None:
+        n_val = validation.target.shape[0]
+        predicted = [
+            CacheEntry(
+                pruner.memory,
+                (*key, "validation predictions", validation.key)
+                if cacheable and validation.key is not None else None,
+                schema=Schema(last=("int64", (n_val,)), best=("int64", (n_val,))),
+                what=f"{owner}'s validation predictions",
+            )
+            for key in keys
+        ]
+        shared = [entry.load() for entry in predicted]
+    missing = [run for run, result in enumerate(results)
+               if result is None or (validation is not None and shared[run] is None)]
     if missing:
         watch_parent_if_worker()
     with progress(len(missing), f"{owner} query runs", pruner.verbose) as bar:
-        for position, scores in _compute_runs(pruner, context, [seeds[run] for run in missing]):
+        for position, (scores, networks) in _compute_runs(
+                pruner, context, [seeds[run] for run in missing], validation):
             run = missing[position]
             results[run] = entries[run].store({"scores": scores})
+            if validation is not None:
+                shared[run] = _last_and_best(networks, validation.target)
+                if shared[run] is not None:
+                    shared[run] = predicted[run].store(shared[run])
             bar.update()
     scores = np.stack([result["scores"].astype(float) for result in results])
     if tags.continuous_scores:
         for run in scores:
             _warn_collapsed(run, owner)
-    return scores
+    if validation is None or any(run is None for run in shared):
+        return scores, None
+    return scores, shared
+
+
+class SharedValidation:
+    """Validation rows a pruner's query networks predict for its quota.
+
+    Parameters
+    ----------
+    X_val : array-like or torch Dataset
+    target : ndarray of int64, shape (n_val,)
+        Each row's class position among the pruned data's classes (``-1``
+        for a class the networks never see), to find each network's epoch of
+        best accuracy.
+    key : object or None
+        Content key of ``X_val`` for the cache; ``None``: not cached.
+    """
+
+    def __init__(self, X_val, target, key):
+        self.X_val, self.target, self.key = X_val, np.asarray(target, dtype=np.int64), key
+
+
+def _last_and_best(networks, target):
+    """A run's validation predictions at its last and at its most accurate epoch."""
+    if len(networks) != 1 or networks[0].shape[0] == 0:
+        return None  # the run trained no network, or several: nothing to share
+    epochs = networks[0]
+    best = int(np.argmax((epochs == target).sum(axis=1)))  # the earliest of equals
+    return {"last": epochs[-1], "best": epochs[best]}
 
 
 def check_scores(scores, n_samples, owner):
@@ -103,25 +162,39 @@ def check_scores(scores, n_samples, owner):
         )
 
 
-def _compute_runs(pruner, context, seeds):
-    """``(position, scores)`` of every run seed, as the runs finish.
+def _compute_runs(pruner, context, seeds, validation=None):
+    """``(position, (scores, networks))`` of every run seed, as the runs finish.
 
-    With ``n_jobs`` other than 1 the runs train in parallel worker
-    processes (joblib), one per CUDA device in turn when the estimator
-    runs on CUDA and several devices are visible. Every run is seeded on
-    its own, so the scores are those of the sequential runs.
+    ``networks`` holds the validation predictions of every query network
+    the run trained (see :func:`skprune._query_training.predicting_validation`),
+    empty without ``validation``. With ``n_jobs`` other than 1 the runs
+    train in parallel worker processes (joblib), one per CUDA device in turn
+    when the estimator runs on CUDA and several devices are visible. Every
+    run is seeded on its own, so the scores are those of the sequential
+    runs.
     """
+    X_val = None if validation is None else validation.X_val
     n_jobs = 1 if pruner.n_jobs is None else pruner.n_jobs
     if len(seeds) <= 1 or effective_n_jobs(n_jobs) == 1:
         for position, seed in enumerate(seeds):
-            yield position, pruner._score_run(context.X, context.y, seed)
+            yield position, _score_run(pruner, context.X, context.y, seed, X_val)
         return
     devices = _run_devices(pruner.estimator, len(seeds))
     threads = max(1, torch.get_num_threads() // min(effective_n_jobs(n_jobs), len(seeds)))
-    tasks = (delayed(_score_run_in_worker)(pruner, context.X, context.y, seed, device, threads)
+    tasks = (delayed(_score_run_in_worker)(pruner, context.X, context.y, seed, device, threads,
+                                           X_val)
              for seed, device in zip(seeds, devices, strict=True))
     yield from enumerate(Parallel(n_jobs=n_jobs, return_as="generator",
                                   **worker_initializer())(tasks))
+
+
+def _score_run(pruner, X, y, seed, X_val=None):
+    """One run's scores, and the validation predictions of the networks it trained."""
+    if X_val is None:
+        return pruner._score_run(X, y, seed), []
+    with predicting_validation(X_val) as networks:
+        scores = pruner._score_run(X, y, seed)
+    return scores, networks
 
 
 def _run_devices(estimator, n_runs):
@@ -133,14 +206,14 @@ def _run_devices(estimator, n_runs):
     return [None] * n_runs
 
 
-def _score_run_in_worker(pruner, X, y, seed, device, threads):
-    """One run's scores in a worker process, on ``device`` with ``threads`` torch threads."""
+def _score_run_in_worker(pruner, X, y, seed, device, threads, X_val=None):
+    """One run in a worker process, on ``device`` with ``threads`` torch threads."""
     torch.set_num_threads(threads)
     if device is not None:
         # The worker's own copy of the pruner: its estimator may be changed.
         pruner.estimator.set_params(device=device)
     with preserved_random_state():
-        return pruner._score_run(X, y, seed)
+        return _score_run(pruner, X, y, seed, X_val)
 
 
 def _warn_collapsed(scores, owner):

@@ -1,5 +1,6 @@
 """The base class of every pruner."""
 
+import dataclasses
 import functools
 import inspect
 import math
@@ -227,10 +228,16 @@ class DataPruner(BaseSampler):
         )
         # A bad selection parameter or schedule fails before any network trains.
         selection = check_selection_and_schedule(self)
+        quota = None if self.quota is None else make_quota(self.quota)
+        # A quota that learns from trained networks (MetriQ) may read them
+        # off this pruner's own query networks instead of training more.
+        validation = None if quota is None else quota._query_validation(context, self)
         with preserved_random_state():
             seeds = run_seeds(score_seed, getattr(self, "n_runs", 1))
-            self.run_scores_ = run_scores(self, context, seeds)
+            self.run_scores_, predictions = run_scores(self, context, seeds, validation)
             self.scores_ = self._combine_runs(self.run_scores_)
+            if predictions is not None:
+                context = dataclasses.replace(context, query_predictions=predictions)
             tie_break = np.random.RandomState(tie_seed)
             if self.quota is None:
                 self.quota_ = None
@@ -245,7 +252,7 @@ class DataPruner(BaseSampler):
                 # A pruner that the quota fits on the same data (StrategyQ)
                 # reuses this fit's content hash.
                 with context.key.shared(X, y):
-                    self.quota_ = make_quota(self.quota).fit(context)
+                    self.quota_ = quota.fit(context)
                 counts = allocate_class_counts(group_sizes, self.quota_.weights_, n_keep)
                 _warn_starved(type(self.quota_).__name__, self.quota_._starvation_hint(),
                               group_labels, group_sizes, counts, self.density)

@@ -47,11 +47,13 @@ def test_drop_protocol_configures_query_networks_as_the_authors():
     assert el2n.estimator.max_epochs == 1 and el2n.epochs == 1 and el2n.n_runs == 5
     assert el2n.estimator.augment is None
     quota = el2n.quota
-    assert (quota.epoch, quota.n_runs, quota.error_rate) == ("best", 5, "observed")
-    assert quota.estimator.max_epochs == 1
+    # Recall from EL2N's own five query networks, at their best epochs.
+    assert (quota.epoch, quota.error_rate, quota.estimator) == ("best", "observed", None)
+    assert quota.share_networks
     forgetting = drop.pruner("Strategy+MetriQ", "forgetting", density=0.5, seed=0,
                              memory=None)
-    assert forgetting.estimator.max_epochs == 10 and forgetting.quota.n_runs == 1
+    assert forgetting.estimator.max_epochs == 10 and forgetting.n_runs == 1
+    assert forgetting.quota.estimator is None
     assert forgetting.never_learned == "zero"
     random_metriq = drop.pruner("Random+MetriQ", "-", density=0.5, seed=0, memory=None)
     # DRoP's argparse defaults for the Random scorer: 16 epochs, constant rate.

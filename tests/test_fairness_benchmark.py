@@ -253,9 +253,10 @@ def test_dask_backend(smoke_run, tmp_path, dask_cluster):
                           for key, row in rows.items()}
     assert strip(rows) == strip(expected)
     # Workers share the disk cache: one entry for the EL2N scores, one for
-    # the MetriQ recalls, however many workers used them.
+    # their query network's validation predictions (EL2N+MetriQ's recalls),
+    # one for Random+MetriQ's recalls, however many workers used them.
     entries = list((out / "cache").rglob("*.npz"))
-    assert len(entries) == 2
+    assert len(entries) == 3
 
 
 OWN_MODEL = """

@@ -63,6 +63,17 @@ class BaseQuota(BaseEstimator, metaclass=ABCMeta):
     def _weights(self, context):
         """Density weight of every group of ``context``, aligned with its ``group_labels``."""
 
+    def _query_validation(self, context, pruner):
+        """Validation rows the pruner's query networks should predict for this quota.
+
+        A quota that learns from a model trained on the pruned data (MetriQ)
+        returns a :class:`skprune._runs.SharedValidation` here to read its
+        recalls from the pruner's own networks (``context.query_predictions``
+        at fit time) instead of training networks of its own; ``None``
+        (the default) asks for nothing.
+        """
+        return None
+
     def _starvation_hint(self):
         """Advice appended to the warning when this quota starves a group."""
         return ""

@@ -10,8 +10,14 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_array, column_or_1d
 
 from .._progress import progress
-from .._query_training import is_skorch_classifier, predict_classes, train_query_net
-from ..cache import cached_result
+from .._query_training import (
+    EpochPredictions,
+    is_skorch_classifier,
+    predict_classes,
+    train_query_net,
+)
+from .._runs import SharedValidation
+from ..cache import UncacheableError, cached_result, fingerprint
 from ..utils._random_state import run_seeds, seeded
 from ..utils._torch_data import take_rows
 from ._base import BaseQuota
@@ -25,7 +31,6 @@ from ._error_rates import (
 from ._validation import (
     ValidationPredictions,
     _check_recall,
-    _EpochPredictions,
     _random_splitter,
     _splits,
     evidence_schema,
@@ -154,6 +159,20 @@ class MetriQ(BaseQuota):
         page): 0 starves classes that are easy with all their rows, 0.75
         gives too little to the hard ones.
 
+    share_networks : bool, default=True
+        Read recall from the pruner's own query networks when they are what
+        MetriQ would train: with an explicit ``validation=(X_val, y_val)``
+        and MetriQ's estimator the pruner's (``estimator=None``, or the very
+        same object), every query network the strategy trains on all the
+        rows also predicts the validation set after each epoch, and MetriQ
+        reads its recalls there (at the ``epoch`` asked, averaged over the
+        strategy's runs: its ``n_runs``, not MetriQ's) as the DRoP authors
+        do. One training, not two. With EL2N and GraNd those are their
+        early-training networks. Not possible with a hold-out or folds (the
+        strategy must score every row, held-out ones included), with
+        ``RandomPruner`` (it trains nothing) or with another estimator;
+        MetriQ then trains its own. ``False`` always trains its own.
+
     Attributes
     ----------
     weights_ : ndarray of shape (n_groups,)
@@ -167,6 +186,9 @@ class MetriQ(BaseQuota):
         Same as ``group_recall_``, when the groups are the classes.
     n_validation_ : dict
         Validation samples of every class or group (over all folds).
+    shared_networks_ : bool
+        Whether the recalls were read from the pruner's own query networks
+        (``share_networks``).
     equal_rates_pvalue_ : float or None
         p-value of the test that every class (group) has the same error rate;
         ``None`` where no test was run (``error_rate="observed"`` or
@@ -215,10 +237,12 @@ class MetriQ(BaseQuota):
         "significance": [Interval(numbers.Real, 0, 1, closed="neither"), None],
         "smoothing": [Interval(numbers.Real, 0, None, closed="left")],
         "floor": [Interval(numbers.Real, 0, 1, closed="both")],
+        "share_networks": ["boolean"],
     }
 
     def __init__(self, estimator=None, validation=0.1, *, n_runs=1, epoch="last",
-                 error_rate="shrunk", significance=0.05, smoothing=0.0, floor=0.5):
+                 error_rate="shrunk", significance=0.05, smoothing=0.0, floor=0.5,
+                 share_networks=True):
         self.estimator = estimator
         self.validation = validation
         self.n_runs = n_runs
@@ -227,6 +251,7 @@ class MetriQ(BaseQuota):
         self.significance = significance
         self.smoothing = smoothing
         self.floor = floor
+        self.share_networks = share_networks
 
     @classmethod
     def from_predictions(cls, y_true, y_pred, *, groups=None, **params):
@@ -272,9 +297,45 @@ class MetriQ(BaseQuota):
     def _weights(self, context):
         return self._weights_from_evidence(self._validation_evidence(context), context)
 
+    def _query_validation(self, context, pruner):
+        # The pruner's query networks are clones of this estimator trained on
+        # all the rows being pruned: exactly what MetriQ would train, when it
+        # measures on a set of its own rather than on held-out rows.
+        self._validate_params()
+        if not (self.share_networks and isinstance(self.validation, tuple)
+                and context.X is not None):
+            return None
+        estimator = self.estimator if self.estimator is not None else context.estimator
+        if estimator is None or estimator is not pruner.estimator or not is_skorch_classifier(
+                estimator):
+            return None
+        X_val, y_val = self._checked_validation(context)[:2]
+        classes = np.unique(context.y)
+        position, seen = _positions(classes, y_val)
+        try:
+            key = fingerprint(X_val) if context.data_key is not None else None
+        except UncacheableError:
+            key = None
+        return SharedValidation(X_val, np.where(seen, position, -1), key)
+
+    def _shared_evidence(self, context):
+        """Evidence from the pruner's own query networks' validation predictions."""
+        X_val, y_val, *groups = self._checked_validation(context)
+        groups_val = groups[0] if groups else y_val
+        classes = np.unique(context.y)
+        position, seen = _positions(classes, y_val)
+        target = np.where(seen, position, -1)
+        hits = np.stack([run[self.epoch] == target for run in context.query_predictions])
+        row_group, known = group_positions(groups_val, context.group_labels)
+        return validation_evidence(hits[:, known], row_group[known],
+                                   context.group_labels.shape[0])
+
     def _validation_evidence(self, context):
         """Validation recall, rows and error levels of every group (see
         :func:`~skprune.quotas._validation.validation_evidence`)."""
+        self.shared_networks_ = context.query_predictions is not None
+        if self.shared_networks_:
+            return self._shared_evidence(context)
         if isinstance(self.validation, ValidationPredictions):
             if context.groups is not None and self.validation.groups is None:
                 raise ValueError(
@@ -428,14 +489,10 @@ class MetriQ(BaseQuota):
                 return np.asarray(model.predict(X_val)) == y_val
         # The net learns class indices of y_train; a validation label it never
         # saw cannot be predicted, so it maps to -1 (always wrong).
-        trained_classes = np.unique(y_train)
-        position = np.searchsorted(trained_classes, y_val)
-        seen = (position < trained_classes.size) & (
-            trained_classes[np.minimum(position, trained_classes.size - 1)] == y_val
-        )
+        position, seen = _positions(np.unique(y_train), y_val)
         target = np.where(seen, position, -1)
         if self.epoch == "best":
-            recorder = _EpochPredictions(X_val)
+            recorder = EpochPredictions(X_val)
             train_query_net(estimator, X_train, y_train, seed, owner="MetriQ",
                             callbacks=[("skprune_validation", recorder)])
             hits = recorder.predictions_ == target
@@ -443,3 +500,10 @@ class MetriQ(BaseQuota):
             return hits[int(np.argmax(hits.sum(axis=1)))]
         net, _ = train_query_net(estimator, X_train, y_train, seed, owner="MetriQ")
         return predict_classes(net, X_val) == target
+
+
+def _positions(classes, labels):
+    """Position of every label among the sorted ``classes``, and which labels are there."""
+    position = np.searchsorted(classes, labels)
+    seen = (position < classes.size) & (classes[np.minimum(position, classes.size - 1)] == labels)
+    return np.minimum(position, classes.size - 1), seen

@@ -4,29 +4,9 @@ import numbers
 
 import numpy as np
 from sklearn.model_selection import StratifiedShuffleSplit, check_cv
-from skorch.callbacks import Callback
 
-from .._query_training import predict_classes
 from ..cache import Schema
 from ..utils._torch_data import take_rows
-
-
-class _EpochPredictions(Callback):
-    """Predicted class index of every validation row after every epoch."""
-
-    def __init__(self, X_val):
-        self.X_val = X_val
-
-    def initialize(self):
-        self.predictions_ = []
-        return self
-
-    def on_epoch_end(self, net, **kwargs):
-        self.predictions_.append(predict_classes(net, self.X_val))
-
-    def on_train_end(self, net, **kwargs):
-        self.predictions_ = np.stack(self.predictions_)
-        self.X_val = None  # a fitted net must not carry the validation data
 
 
 def _splits(validation, context):
