@@ -50,11 +50,13 @@ QUOTAS = ("none", "metriq-holdout", "metriq-validation", "metriq-validation-own"
 DENSITY = 0.5
 
 
-def load_problem():
-    """Training rows, a validation set and the network of the measurement."""
+def load_problem(dataset="fashion-mnist"):
+    """Training rows, a validation set and the network's recipe of the measurement."""
     from skprune.datasets import DatasetNotFoundError, load_dataset
 
     try:
+        if dataset != "fashion-mnist":
+            raise DatasetNotFoundError(dataset)
         data = load_dataset("fashion-mnist")
         recipe, n_train = "fashion-mnist-mlp", 4000
     except DatasetNotFoundError:
@@ -68,7 +70,7 @@ def load_problem():
     return X, y, (data.X_test[validation], data.y_test[validation]), recipe, data.name
 
 
-def measure(strategy, quota):
+def measure(strategy, quota, dataset="fashion-mnist"):
     """One configuration, in this process: seconds of each stage and peak memory.
 
     ``strategy="plain"`` trains the network once on all the rows instead.
@@ -80,7 +82,7 @@ def measure(strategy, quota):
     from skprune.models import make_net
 
     torch.set_num_threads(1)
-    X, y, validation, recipe, _ = load_problem()
+    X, y, validation, recipe, _ = load_problem(dataset)
     n_classes = np.unique(y).size
 
     def net(epochs=None):
@@ -140,7 +142,7 @@ def _resident():
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def run(strategies, quotas, repeats):
+def run(strategies, quotas, repeats, dataset="fashion-mnist"):
     """Median ratios of every configuration, each repeat in its own process."""
     records = []
     for strategy in strategies:
@@ -148,8 +150,8 @@ def run(strategies, quotas, repeats):
             runs = []
             for _ in range(repeats):
                 # The plain training and the pipeline in turn, each in a fresh process.
-                plain = _one("plain", "none")["plain"]
-                runs.append({**_one(strategy, quota), "plain": plain})
+                plain = _one("plain", "none", dataset)["plain"]
+                runs.append({**_one(strategy, quota, dataset), "plain": plain})
             ratio = {stage: statistics.median(run[stage] / run["plain"] for run in runs)
                      for stage in ("scoring", "final")}
             records.append({
@@ -162,9 +164,10 @@ def run(strategies, quotas, repeats):
     return records
 
 
-def _one(strategy, quota):
+def _one(strategy, quota, dataset):
     output = subprocess.run([sys.executable, "-m", "benchmarks.pipeline_cost", "--one",
-                             strategy, quota], capture_output=True, text=True, check=True)
+                             strategy, quota, "--dataset", dataset],
+                            capture_output=True, text=True, check=True)
     return json.loads(output.stdout.strip().splitlines()[-1])
 
 
@@ -189,13 +192,16 @@ def main(argv=None):
                         default=list(STRATEGIES))
     parser.add_argument("--quotas", nargs="+", choices=QUOTAS, default=list(QUOTAS))
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--dataset", choices=("fashion-mnist", "digits"),
+                        default="fashion-mnist",
+                        help="4,000 Fashion-MNIST images (digits where it is missing), or digits")
     parser.add_argument("--one", nargs=2, metavar=("STRATEGY", "QUOTA"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.one:
-        print(json.dumps(measure(*args.one)))
+        print(json.dumps(measure(*args.one, args.dataset)))
         return 0
-    records = run(args.strategies, args.quotas, args.repeats)
+    records = run(args.strategies, args.quotas, args.repeats, args.dataset)
     print("Pipeline cost in units of one plain training (scoring + final = total), and peak "
           "memory added over the training inputs' size; 1 torch thread, density "
           f"{DENSITY}, medians of {args.repeats} processes:\n")

@@ -34,6 +34,9 @@ from .fairness import run_benchmark
 
 #: The default rule is MetriQ's own defaults (plain ``+MetriQ`` protocols).
 DEFAULT_RULE = "default"
+#: The rules a suite compares unless told otherwise: the default, the paper's
+#: and skprune 0.1's (``floor25``/``floor75`` test the floor's sensitivity).
+RULES = (DEFAULT_RULE, "paper", "shrunk")
 #: The strategies of every configuration.
 STRATEGIES = ("el2n", "forgetting")
 DENSITIES = (0.1, 0.3, 0.5, 0.7)
@@ -208,7 +211,8 @@ def build_parser():
     parser.add_argument("--out", default="results/quota-suite", type=Path)
     parser.add_argument("--configs", nargs="+", choices=list(CONFIGS), default=list(CONFIGS))
     parser.add_argument("--rules", nargs="+", choices=[DEFAULT_RULE, *METRIQ_RULES],
-                        default=[DEFAULT_RULE, *METRIQ_RULES])
+                        default=list(RULES), help="MetriQ rules to compare (default: "
+                        f"{' '.join(RULES)}; also {' '.join(sorted(set(METRIQ_RULES) - set(RULES)))})")
     parser.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS))
     parser.add_argument("--densities", nargs="+", type=float, default=list(DENSITIES))
     parser.add_argument("--n-jobs", type=int, default=-1, help="cells at once (default: "
