@@ -504,8 +504,9 @@ def _plot_class_density(rows):
 
 
 _DENSITY_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
-_DENSITY_LINESTYLES = ("-", "--", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1, 1, 1)),
-                       (0, (9, 3)), (0, (1, 1)))
+# Never dotted: a dotted line is a density's proportional share.
+_DENSITY_LINESTYLES = ("-", "--", "-.", (0, (5, 1)), (0, (3, 1, 1, 1, 1, 1)), (0, (9, 3)),
+                       (0, (1, 1, 4, 1)), (0, (6, 2)))
 
 
 def _method_rank(protocol, strategy_name, strategies):
