@@ -445,13 +445,18 @@ def fairness_run(argv, out_dir):
 
 
 def _read_table(path):
-    """Rows of a summary CSV (method, protocol, strategy, density, mean, min, max)."""
+    """Rows of a summary CSV, its numbers typed.
+
+    Columns method, protocol, strategy, density, mean, std, min, max and
+    n_seeds; an empty number (the std of a single seed) is ``None``.
+    """
     import csv
 
-    types = {"density": float, "mean": float, "min": float, "max": float, "n_seeds": int}
+    types = {"density": float, "mean": float, "std": float, "min": float, "max": float,
+             "n_seeds": int}
     with open(path, newline="") as file:
         return [
-            {key: (types[key](value) if key in types and value != "" else value)
+            {key: ((types[key](value) if value != "" else None) if key in types else value)
              for key, value in row.items()}
             for row in csv.DictReader(file)
         ]

@@ -57,6 +57,9 @@ class Strategy:
         A pruner class of ``skprune``, or ``"module:Class"``.
     color : str
         Its colour in every figure.
+    marker : str
+        Its marker in the figure of strategies alone (``strategies.*``),
+        where the protocol's marker would be the same for every line.
     drop_params : dict
         Parameters the DRoP protocol gives the pruner: the conventions of
         the authors' code where they differ from skprune's defaults. The
@@ -67,6 +70,7 @@ class Strategy:
     label: str
     pruner: str
     color: str = "tab:gray"
+    marker: str = "o"
     drop_params: dict = dataclasses.field(default_factory=dict, hash=False)
 
     def pruner_class(self):
@@ -102,25 +106,27 @@ class Strategy:
 STRATEGIES = {
     strategy.name: strategy
     for strategy in (
-        Strategy("random", "Random", "RandomPruner", color="black"),
-        Strategy("grand", "GraNd", "GraNdPruner", color="tab:blue"),
-        Strategy("el2n", "EL2N", "EL2NPruner", color="tab:orange"),
+        Strategy("random", "Random", "RandomPruner", color="black", marker="s"),
+        Strategy("grand", "GraNd", "GraNdPruner", color="tab:blue", marker="o"),
+        Strategy("el2n", "EL2N", "EL2NPruner", color="tab:orange", marker="^"),
         # DRoP's scorers/forgetting.py starts every sample at "incorrect"
         # (prev_accs = zeros) and counts only correct -> incorrect drops, so a
         # sample never classified correctly scores 0.
-        Strategy("forgetting", "Forgetting", "ForgettingPruner", color="tab:green",
+        Strategy("forgetting", "Forgetting", "ForgettingPruner", color="tab:green", marker="v",
                  drop_params={"never_learned": "zero"}),
-        Strategy("dynunc", "DynUnc", "DynamicUncertaintyPruner", color="tab:red",
+        Strategy("dynunc", "DynUnc", "DynamicUncertaintyPruner", color="tab:red", marker="D",
                  drop_params={"windows": "before-last", "window": DROP_DYNUNC_J - 1}),
-        Strategy("coreset", "CoreSet", "CoreSetPruner", color="tab:purple"),
-        Strategy("prototype", "Prototype", "PrototypePruner", color="tab:brown"),
-        Strategy("uncertainty", "Uncertainty", "UncertaintyPruner", color="tab:pink"),
-        Strategy("aum", "AUM", "AUMPruner", color="tab:olive"),
+        Strategy("coreset", "CoreSet", "CoreSetPruner", color="tab:purple", marker="P"),
+        Strategy("prototype", "Prototype", "PrototypePruner", color="tab:brown", marker="X"),
+        Strategy("uncertainty", "Uncertainty", "UncertaintyPruner", color="tab:pink", marker="<"),
+        Strategy("aum", "AUM", "AUMPruner", color="tab:olive", marker=">"),
     )
 }
 
 #: Colours of ``module:Class`` strategies, in the order they are named.
 _EXTRA_COLORS = ("tab:cyan", "goldenrod", "teal", "indigo", "crimson", "darkkhaki")
+#: Markers of ``module:Class`` strategies, none a built-in strategy's.
+_EXTRA_MARKERS = ("p", "h", "*", "d", "H", "8")
 
 
 def strategy(name):
@@ -144,8 +150,10 @@ def strategy(name):
             f"--strategies {name}: {pruner_class!r} is not a skprune pruner; subclass "
             "skprune.DataPruner (see the user guide's 'Writing your own pruner')."
         )
-    color = _EXTRA_COLORS[sum(map(ord, name)) % len(_EXTRA_COLORS)]
-    return Strategy(name, pruner_class.__name__, name, color=color)
+    code = sum(map(ord, name))
+    return Strategy(name, pruner_class.__name__, name,
+                    color=_EXTRA_COLORS[code % len(_EXTRA_COLORS)],
+                    marker=_EXTRA_MARKERS[code % len(_EXTRA_MARKERS)])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -202,7 +210,7 @@ PROTOCOLS = {
         Protocol("Random+MetriQ",
                  lambda factory, strategy, **common: factory.random(
                      quota=factory.metriq(NO_STRATEGY), **common),
-                 False, True, "Random+MetriQ", "--", "s"),
+                 False, True, "Random+MetriQ", "--", "D"),
         Protocol("Strategy", lambda factory, strategy, **common: factory.strategy(
             strategy, **common), True, False, "Random", "-", "o"),
         Protocol("Strategy+MetriQ",
@@ -212,24 +220,24 @@ PROTOCOLS = {
         Protocol("Random+GroupMetriQ",
                  lambda factory, strategy, **common: factory.random(
                      quota=factory.metriq(NO_STRATEGY, groups=True), **common),
-                 False, True, "Random+GroupMetriQ", (0, (5, 1)), "D", uses_groups=True),
+                 False, True, "Random+GroupMetriQ", (0, (5, 1)), "H", uses_groups=True),
         Protocol("Strategy+GroupMetriQ",
                  lambda factory, strategy, **common: factory.strategy(
                      strategy, quota=factory.metriq(strategy, groups=True), **common),
-                 True, True, "Random+GroupMetriQ", (0, (5, 1)), "D", uses_groups=True),
+                 True, True, "Random+GroupMetriQ", (0, (5, 1)), "d", uses_groups=True),
         # Idrissi et al.'s SUBG: every group subsampled to the same size, at
         # random within groups (skprune.quotas.SUBG says what happens at
         # densities the smallest group cannot fill).
         Protocol("SUBG",
                  lambda factory, strategy, **common: factory.random(quota="subg", **common),
-                 False, False, "SUBG", (0, (1, 1)), "P", uses_groups=True),
+                 False, False, "SUBG", (0, (1, 1)), "+", uses_groups=True),
         Protocol("Random+StrategyQ",
                  lambda factory, strategy, **common: factory.random(
                      quota=skprune.StrategyQ(factory.strategy(
                          strategy, random_state=common["random_state"],
                          memory=common["memory"])),
                      **common),
-                 True, False, "Random", ":", "v"),
+                 True, False, "Random", ":", "x"),
     )
 }
 
@@ -257,10 +265,21 @@ def _rule_protocol(base, rule):
             return factory.strategy(strategy, quota=quota, **common)
         return factory.random(quota=quota, **common)
 
-    markers = dict(zip(METRIQ_RULES, "xP*hd<>"))
+    # The line style is the rule's, shared by its Random and Strategy
+    # protocols; the marker is the protocol's own.
+    position = list(METRIQ_RULES).index(rule)
+    markers = _RULE_MARKERS[entry.uses_strategy]
     return dataclasses.replace(entry, name=f"{base}[{rule}]", build=build,
                                random_equivalent=f"{entry.random_equivalent}[{rule}]",
-                               linestyle=(0, (3, 1, 1, 1)), marker=markers[rule])
+                               linestyle=_RULE_LINESTYLES[position % len(_RULE_LINESTYLES)],
+                               marker=markers[position % len(markers)])
+
+
+#: Line styles of the MetriQ rules, in the order of :data:`METRIQ_RULES`.
+_RULE_LINESTYLES = ("-.", (0, (3, 1, 1, 1, 1, 1)), (0, (9, 3)), (0, (10, 2, 2, 2)),
+                    (0, (2, 3)), (0, (1, 1, 4, 1)))
+#: Markers of the rule protocols without (False) and with (True) a strategy.
+_RULE_MARKERS = {False: ("p", "X", "*", "P", "1", "2"), True: ("v", "<", ">", "h", "3", "4")}
 
 
 PROTOCOLS.update({

@@ -1,17 +1,22 @@
 """Tables and figures of the fairness benchmark, from its finished rows.
 
-Tables give, for every metric, the mean over seeds with its min and max, per
-method (protocol and strategy) and density: tidy numbers as CSV, and a
-method x density layout as Markdown and LaTeX. Figures follow the paper's:
-four panels against density, one line per method, min/max bands. Every file
-is written atomically: a run killed while writing leaves the previous version.
+Tables give, for every metric, the mean over seeds with its standard
+deviation, min, max and number of seeds, per method (protocol and strategy)
+and density: tidy numbers as CSV, and a method x density layout as Markdown
+and LaTeX. Figures follow the paper's: four panels against density, one line
+per method at the exact densities, min-max bands explained in the legend.
+Every file is written atomically: a run killed while writing leaves the
+previous version.
 """
 
 from functools import partial
 from pathlib import Path
 
+import matplotlib
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 
 from ._files import atomic_path, make_directory, write_text_atomic
 from ._paired import REFERENCES_OF_METHODS, display_differences, paired_differences
@@ -43,7 +48,14 @@ PROTOCOL_ORDER = list(PROTOCOLS)
 LOWER_IS_BETTER = ("recall_gap", "recall_std", "group_accuracy_gap")
 #: Figure formats: raster for a README, vector for a paper.
 FIGURE_FORMATS = ("png", "pdf", "svg")
+#: The column of a display table that gives the number of seeds.
+SEEDS_COLUMN = "n"
+#: What the entries of a display table are, under every Markdown table.
+TABLE_LEGEND = (f"Entries: mean ± standard deviation [min, max] over seeds; "
+                f"{SEEDS_COLUMN}: number of seeds.")
 _GROUP = ["method", "protocol", "strategy", "density"]
+#: Statistics over seeds, in the order of the CSV columns.
+_STATISTICS = {"mean": "mean", "std": "std", "min": "min", "max": "max", "n_seeds": "count"}
 
 
 def metrics_of(rows):
@@ -56,7 +68,7 @@ def metrics_of(rows):
 
 
 def summarize(rows):
-    """Mean, min and max over seeds of every metric, per method and density.
+    """Mean, standard deviation, min and max over seeds of every metric, per method and density.
 
     Parameters
     ----------
@@ -66,8 +78,10 @@ def summarize(rows):
     Returns
     -------
     pandas.DataFrame
-        Columns ``method, protocol, strategy, density, metric, mean, min,
-        max, n_seeds``, methods in display order.
+        Columns ``method, protocol, strategy, density, metric, mean, std,
+        min, max, n_seeds``, methods in display order. ``std`` is the
+        sample standard deviation (``n_seeds - 1`` in the denominator),
+        ``NaN`` for a single seed.
     """
     rows = list(rows)
     cells = pd.DataFrame(rows)
@@ -75,14 +89,16 @@ def summarize(rows):
                       var_name="metric")
     summary = (
         long.groupby(_GROUP + ["metric"], sort=False)["value"]
-        .agg(mean="mean", min="min", max="max", n_seeds="count")
+        .agg(**_STATISTICS)
         .reset_index()
     )
     return _in_display_order(summary)
 
 
 def summarize_classes(rows, field):
-    """Mean, min and max over seeds of a per-class field, per method, density and class.
+    """Mean, standard deviation, min and max over seeds of a per-class field.
+
+    Per method, density and class.
 
     Parameters
     ----------
@@ -92,7 +108,8 @@ def summarize_classes(rows, field):
     Returns
     -------
     pandas.DataFrame
-        Columns ``method, protocol, strategy, density, class, mean, min, max``.
+        Columns ``method, protocol, strategy, density, class, mean, std, min,
+        max, n_seeds``, as in :func:`summarize`.
     """
     records = [
         {**{name: row[name] for name in _GROUP}, "class": label, "value": value}
@@ -102,34 +119,44 @@ def summarize_classes(rows, field):
     summary = (
         pd.DataFrame(records)
         .groupby(_GROUP + ["class"], sort=False)["value"]
-        .agg(mean="mean", min="min", max="max")
+        .agg(**_STATISTICS)
         .reset_index()
     )
     return _in_display_order(summary)
 
 
 def display_table(summary, metric, digits=3):
-    """One metric as a method x density table of ``"mean [min, max]"`` strings.
+    """One metric as a method x density table of ``"mean ± std [min, max]"`` strings.
 
-    The brackets are left out when every entry comes from a single seed.
+    The standard deviation and the brackets are left out of an entry from a
+    single seed. The last column, :data:`SEEDS_COLUMN`, gives each method's
+    number of seeds: one number, or ``"low-high"`` where its densities have
+    different numbers of seeds.
     """
     part = summary[summary["metric"] == metric]
-    with_range = part["n_seeds"].max() > 1
 
     def entry(record):
         text = f"{record['mean']:.{digits}f}"
-        if with_range:
-            text += f" [{record['min']:.{digits}f}, {record['max']:.{digits}f}]"
+        if record["n_seeds"] > 1:
+            text += (f" ± {record['std']:.{digits}f}"
+                     f" [{record['min']:.{digits}f}, {record['max']:.{digits}f}]")
         return text
 
+    methods = part["method"].unique()
     table = (
         part.assign(entry=part.apply(entry, axis=1))
         .pivot(index="method", columns="density", values="entry")
-        .reindex(index=part["method"].unique(), columns=sorted(part["density"].unique()))
+        .reindex(index=methods, columns=sorted(part["density"].unique()))
         .fillna("")
     )
     table.columns = [repr(round(float(density), 6)) for density in table.columns]
+    seeds = part.groupby("method", sort=False)["n_seeds"].agg(["min", "max"])
+    table[SEEDS_COLUMN] = [_count_range(*seeds.loc[method]) for method in methods]
     return table
+
+
+def _count_range(low, high):
+    return str(low) if low == high else f"{low}-{high}"
 
 
 def to_markdown(table):
@@ -168,14 +195,17 @@ def to_latex(table, metric, title, note=None):
     best = best_entries(table, metric)
     body = table.copy()
     for column in body.columns:
+        if column == SEEDS_COLUMN:
+            continue
         body[column] = [
             f"\\textbf{{{text}}}" if (index, column) in best else text
-            for index, text in zip(body.index, body[column])
+            for index, text in zip(body.index, body[column].str.replace("±", "$\\pm$"))
         ]
     body.index.name = None
     body.columns.name = None
     direction = "lower" if metric in LOWER_IS_BETTER else "higher"
-    caption = (f"{title} (mean over seeds [min, max]) against density; bold: the best mean "
+    caption = (f"{title} (mean $\\pm$ standard deviation over seeds [min, max]; "
+               f"{SEEDS_COLUMN}: number of seeds) against density; bold: the best mean "
                f"at each density ({direction} is better).")
     if note:
         caption += " " + note
@@ -186,7 +216,7 @@ def to_latex(table, metric, title, note=None):
 def best_entries(table, metric):
     """``(method, density)`` of the best mean of every density column of a display table."""
     best = set()
-    for column in table.columns:
+    for column in table.columns.drop(SEEDS_COLUMN, errors="ignore"):
         means = {index: float(text.split()[0]) for index, text in table[column].items()
                  if text and table.loc[index, column] and index not in REFERENCES}
         if len(means) < 2:
@@ -216,7 +246,8 @@ def write_tables(rows, out_dir):
         part = summary[summary["metric"] == metric].drop(columns="metric")
         paths.append(_write_csv(part, tables / f"{metric}.csv"))
         table = display_table(summary, metric)
-        markdown = to_markdown(table) + "\n" + (f"\n> {note}\n" if note else "")
+        markdown = (to_markdown(table) + f"\n\n{TABLE_LEGEND}\n"
+                    + (f"\n> {note}\n" if note else ""))
         paths.append(write_text_atomic(tables / f"{metric}.md", markdown))
         paths.append(write_text_atomic(tables / f"{metric}.tex",
                                        to_latex(table, metric, title, note)))
@@ -243,16 +274,31 @@ def _write_csv(frame, path):
     return path
 
 
-def method_style(protocol, strategy_name):
+def method_style(protocol, strategy_name, by="protocol"):
     """Colour, line style and marker of a method, the same in every figure.
 
-    The colour is the strategy's (black for the strategy-free protocols,
-    whose lines are then told apart by style), the line style and marker the
-    protocol's.
+    The colour is the strategy's (black for the strategy-free protocols),
+    the line style the quota's (solid without one, dashed for MetriQ, one
+    style per MetriQ rule, shared by the rule's Random and strategy
+    protocols) and the marker the protocol's own, so every protocol has its
+    own marker and line style and stays apart in greyscale. Markers of the
+    strategy-free protocols are hollow.
+
+    Parameters
+    ----------
+    protocol : str
+    strategy_name : str
+    by : {"protocol", "strategy"}, default="protocol"
+        ``"strategy"``: the strategy's marker instead of the protocol's, for
+        the figure of strategies alone, where every line has the same
+        protocol.
     """
     entry = PROTOCOLS[protocol]
-    color = "black" if strategy_name == NO_STRATEGY else strategy(strategy_name).color
-    return {"color": color, "linestyle": entry.linestyle, "marker": entry.marker}
+    free = strategy_name == NO_STRATEGY
+    color = "black" if free else strategy(strategy_name).color
+    marker = entry.marker if by == "protocol" or free else strategy(strategy_name).marker
+    return {"color": color, "linestyle": entry.linestyle, "marker": marker,
+            "markerfacecolor": "white" if free else color}
 
 
 def write_figures(rows, out_dir, formats=FIGURE_FORMATS):
@@ -262,9 +308,9 @@ def write_figures(rows, out_dir, formats=FIGURE_FORMATS):
     the strategy-free ones. ``figures/strategies.*`` (Figure 1): each strategy
     on its own against random pruning. Without any strategy,
     ``figures/protocols.*`` shows the strategy-free protocols.
-    ``figures/class_density.*``: at the lowest density, every class's kept
-    fraction against its recall under the full-data model: which classes a
-    method starves.
+    ``figures/class_density.*``: one panel per method, every class's kept
+    fraction at every density, classes in the order of their recall under
+    the full-data model: which classes a method starves.
 
     Parameters
     ----------
@@ -288,7 +334,7 @@ def write_figures(rows, out_dir, formats=FIGURE_FORMATS):
     save = partial(_save, formats=tuple(formats))
     summary = summarize(rows)
     methods = summary.drop_duplicates("method")[["method", "protocol", "strategy"]]
-    methods = methods[~methods["protocol"].isin(REFERENCES)]
+    methods = methods[~methods["protocol"].isin(REFERENCES)].assign(by="protocol")
     shared = methods[methods["strategy"] == NO_STRATEGY]
     paths = []
     strategies = [name for name in dict.fromkeys(methods["strategy"]) if name != NO_STRATEGY]
@@ -300,6 +346,7 @@ def write_figures(rows, out_dir, formats=FIGURE_FORMATS):
                       figures / name.replace(":", "."))
     plain = methods[methods["protocol"] == "Strategy"]
     if not plain.empty:
+        plain = plain.assign(by="strategy")
         paths += save(_plot(summary, pd.concat([shared[shared["protocol"] == "Random"], plain]),
                             title="Pruning strategies"), figures / "strategies")
     else:
@@ -339,76 +386,127 @@ def _save(figure, stem, formats):
 
 
 def _plot(summary, methods, title):
-    """Four panels against density: one line and min/max band per method.
+    """Four panels against density: one line and min-max band per method.
 
-    Lines are shifted sideways by a fraction of the smallest density step,
-    so that methods with equal results stay visible.
+    Points sit at their densities exactly; methods with equal results are
+    told apart by their markers and line styles (:func:`method_style`, of
+    the ``by`` column of ``methods`` where it has one). The legend says what
+    the bands are.
     """
+    if "by" not in methods:
+        methods = methods.assign(by="protocol")
     panels = {metric: title for metric, title in {**METRICS, **GROUP_METRICS}.items()
               if metric in set(summary["metric"])}
-    figure = Figure(figsize=(4.2 * len(panels), 4.2), layout="constrained")
+    figure = Figure(figsize=(4.2 * len(panels), 4.4), layout="constrained")
     axes = figure.subplots(1, len(panels))
-    densities = sorted(summary.loc[~summary["protocol"].isin(REFERENCES), "density"].unique())
-    step = min((b - a for a, b in zip(densities, densities[1:])), default=0.1)
-    offsets = (pd.RangeIndex(len(methods)) - (len(methods) - 1) / 2) * 0.04 * step
+    plotted = summary[summary["method"].isin(methods["method"])]
+    densities = sorted(plotted["density"].unique())
     for axis, (metric, label) in zip(axes, panels.items()):
         part = summary[summary["metric"] == metric]
-        for offset, record in zip(offsets, methods.itertuples(index=False)):
-            style = method_style(record.protocol, record.strategy)
+        for record in methods.itertuples(index=False):
+            style = method_style(record.protocol, record.strategy, record.by)
             line = part[part["method"] == record.method].sort_values("density")
-            x = line["density"] + offset
-            axis.plot(x, line["mean"], label=record.method, markersize=5, linewidth=1.5,
-                      **style)
-            axis.fill_between(x, line["min"], line["max"], color=style["color"],
-                              alpha=0.12, linewidth=0)
+            axis.plot(line["density"], line["mean"], label=record.method, markersize=6,
+                      linewidth=1.4, markeredgewidth=1.1, **style)
+            axis.fill_between(line["density"], line["min"], line["max"],
+                              color=style["color"], alpha=_BAND_ALPHA, linewidth=0)
         for name, linestyle, legend in ((FULL, "-.", "Full dataset"),
                                         (FULL_GROUP_BALANCED, ":", FULL_GROUP_BALANCED)):
             reference = part[part["protocol"] == name]
             if not reference.empty:
-                axis.axhline(reference["mean"].mean(), color="0.5", linestyle=linestyle,
+                axis.axhline(reference["mean"].mean(), color="0.45", linestyle=linestyle,
                              linewidth=1, label=legend)
+        axis.set_xticks(densities, [f"{density:g}" for density in densities])
         axis.set_xlabel("Density")
         axis.set_title(label)
         axis.grid(alpha=0.3)
     handles, labels = axes[0].get_legend_handles_labels()
-    figure.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 6))
+    band = band_label(plotted["n_seeds"])
+    if band is not None:
+        handles.append(Patch(facecolor="0.5", alpha=2.5 * _BAND_ALPHA, linewidth=0))
+        labels.append(band)
+    figure.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 5),
+                  fontsize="small")
     figure.suptitle(title)
     return figure
 
 
-def _plot_class_density(rows):
-    """Kept fraction of every class against its full-data recall, at the lowest density.
+#: Opacity of the min-max bands: light, so that overlapping bands stay readable.
+_BAND_ALPHA = 0.1
 
-    ``None`` without both full-data and pruned rows.
+
+def band_label(n_seeds):
+    """The legend entry of the bands: ``"band: min–max over 3 seeds"``.
+
+    ``None`` when every point comes from a single seed (no band is drawn).
+    """
+    low, high = int(min(n_seeds)), int(max(n_seeds))
+    if high < 2:
+        return None
+    return f"band: min–max over {_count_range(low, high).replace('-', '–')} seeds"
+
+
+def _plot_class_density(rows):
+    """Every class's kept fraction at every density, one panel per method.
+
+    Classes run along the x axis by their recall under the full-data
+    model (the hardest first); every density is one series, with the
+    density itself as a thin line of the same style: a point below it is a
+    class the method starves. ``None`` without both full-data and pruned
+    rows.
     """
     full = [row for row in rows if row["protocol"] == FULL]
     pruned = [row for row in rows if row["protocol"] not in REFERENCES]
     if not full or not pruned:
         return None
-    density = min(row["density"] for row in pruned)
-    classes = list(full[0]["class_recall"])
-    full_recall = {label: sum(row["class_recall"][label] for row in full) / len(full)
-                   for label in classes}
-    figure = Figure(figsize=(7.5, 5.0), layout="constrained")
-    axis = figure.subplots()
-    at_density = [row for row in pruned if row["density"] == density]
-    for method in dict.fromkeys(row["method"] for row in at_density):
-        own = [row for row in at_density if row["method"] == method]
-        style = method_style(own[0]["protocol"], own[0]["strategy"])
-        kept = [sum(row["class_counts"][label] for row in own) / len(own) for label in classes]
-        sizes = [full[0]["class_counts"][label] for label in classes]
-        axis.plot([full_recall[label] for label in classes],
-                  [count / size for count, size in zip(kept, sizes)],
-                  linestyle="none", marker=style["marker"], color=style["color"],
-                  markerfacecolor="none" if style["linestyle"] != "-" else style["color"],
-                  label=method)
-    axis.axhline(density, color="0.5", linestyle="-.", linewidth=1, label="Overall density")
-    axis.set_xlabel("Class recall of the full-data model")
-    axis.set_ylabel("Fraction of the class kept")
-    axis.set_title(f"Which classes pruning starves (density {density:g})")
-    axis.grid(alpha=0.3)
-    axis.legend(loc="best", fontsize="small")
+    kept = summarize_classes(pruned, "class_counts")
+    full_recall = summarize_classes(full, "class_recall").groupby("class")["mean"].mean()
+    sizes = summarize_classes(full, "class_counts").groupby("class")["mean"].mean()
+    classes = sorted(full_recall.index, key=lambda label: (full_recall[label], label))
+    kept = kept.assign(fraction=kept["mean"] / kept["class"].map(sizes))
+    methods = list(dict.fromkeys(kept["method"]))
+    densities = sorted(kept["density"].unique())
+    width = max(3.6, 0.3 * len(classes))
+    n_columns = max(1, min(len(methods), 4, int(16 // width)))
+    n_rows = -(-len(methods) // n_columns)
+    figure = Figure(figsize=(width * n_columns, 3.0 * n_rows + 1.4), layout="constrained")
+    axes = figure.subplots(n_rows, n_columns, sharex=True, sharey=True, squeeze=False).ravel()
+    colors = matplotlib.colormaps["viridis"](
+        [0.85 * i / max(len(densities) - 1, 1) for i in range(len(densities))])
+    positions = range(len(classes))
+    for axis, method in zip(axes, methods):
+        own = kept[kept["method"] == method]
+        for density, color, marker, linestyle in zip(
+                densities, colors, _DENSITY_MARKERS * 2, _DENSITY_LINESTYLES * 2):
+            fraction = own[own["density"] == density].set_index("class")["fraction"]
+            axis.axhline(density, color=color, linestyle=":", linewidth=0.8)
+            axis.plot(positions, fraction.reindex(classes), color=color, marker=marker,
+                      linestyle=linestyle, linewidth=1, markersize=5,
+                      label=f"density {density:g}")
+        axis.set_title(method, fontsize="medium")
+        axis.grid(alpha=0.3)
+    for axis in axes[len(methods):]:
+        axis.set_visible(False)
+    for axis in axes[:len(methods)]:
+        axis.set_xticks(positions, classes, rotation=60, ha="right",
+                        rotation_mode="anchor", fontsize="small")
+        axis.tick_params(axis="x", labelbottom=True)
+    for axis in axes[::n_columns]:
+        axis.set_ylabel("Fraction of the class kept")
+    handles, labels = axes[0].get_legend_handles_labels()
+    handles.append(Line2D([], [], color="0.4", linestyle=":", linewidth=0.8))
+    labels.append("dotted: the density (proportional share)")
+    figure.legend(handles, labels, loc="outside lower center",
+                  ncols=min(len(labels), 6), fontsize="small")
+    figure.suptitle("Which classes pruning starves: classes by full-data recall, "
+                    "lowest first (mean over seeds)")
     return figure
+
+
+_DENSITY_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+# Never dotted: a dotted line is a density's proportional share.
+_DENSITY_LINESTYLES = ("-", "--", "-.", (0, (5, 1)), (0, (3, 1, 1, 1, 1, 1)), (0, (9, 3)),
+                       (0, (1, 1, 4, 1)), (0, (6, 2)))
 
 
 def _method_rank(protocol, strategy_name, strategies):

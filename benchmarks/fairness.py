@@ -656,7 +656,7 @@ def main(argv=None):
 
     summary = summarize(result["rows"])
     for metric, title in metrics_of(result["rows"]).items():
-        print(f"\n{title} (mean over seeds [min, max]) by density:\n")
+        print(f"\n{title} (mean ± std over seeds [min, max]; n: seeds) by density:\n")
         print(to_markdown(display_table(summary, metric)))
     note = underfit_note(result["rows"])
     if note:

@@ -236,7 +236,8 @@ def test_latex_uses_booktabs_bolds_the_best_and_has_one_header_row():
     assert "\\toprule" in latex and "\\midrule" in latex and "\\bottomrule" in latex
     header = latex.split("\\toprule")[1].split("\\midrule")[0].strip().splitlines()
     assert len(header) == 1 and "method" not in header[0]
-    assert "\\textbf{0.200 [0.200, 0.200]}" in latex
+    assert "\\textbf{0.200 $\\pm$ 0.000 [0.200, 0.200]}" in latex
+    assert "& 2 \\\\\n\\bottomrule" in latex  # the seeds column, never bold
     best = best_entries(display_table(summary, "accuracy"), "accuracy")
     assert best == {("Random", "0.3"), ("Random", "0.6")}
 

@@ -41,9 +41,10 @@ ROW_FIELDS = {
     "validation_class_recall", "n_kept", "n_train", "n_eval", "n_classes", "epochs",
     "fit_seconds", "config",
 }
-SUMMARY_COLUMNS = ["method", "protocol", "strategy", "density", "mean", "min", "max",
+SUMMARY_COLUMNS = ["method", "protocol", "strategy", "density", "mean", "std", "min", "max",
                    "n_seeds"]
-CLASS_COLUMNS = ["method", "protocol", "strategy", "density", "class", "mean", "min", "max"]
+CLASS_COLUMNS = ["method", "protocol", "strategy", "density", "class", "mean", "std", "min",
+                 "max", "n_seeds"]
 
 
 def count_trainings(monkeypatch):

@@ -58,7 +58,8 @@ VARIANT = {"n_samples": int, "seconds": NUMBER, "images_per_second": NUMBER,
            "epoch_seconds": NUMBER, "epoch_images_per_second": NUMBER,
            "train_loss": OPTIONAL_NUMBER}
 TABLE_ROW = {"method": str, "protocol": str, "strategy": str, "density": NUMBER,
-             "mean": NUMBER, "min": NUMBER, "max": NUMBER, "n_seeds": int}
+             "mean": NUMBER, "std": OPTIONAL_NUMBER, "min": NUMBER, "max": NUMBER,
+             "n_seeds": int}
 MEASUREMENTS = {
     "recipe_throughput": ("vgg19", "resnet18"),
     "grad_norms": ("vgg19", "resnet18"),
