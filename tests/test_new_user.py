@@ -284,3 +284,54 @@ def test_to_frame_before_fit_says_so():
     # A label-only pruner has no row index either.
     frame = ScorePruner(np.arange(10.0), density=0.5).fit(None, np.arange(10) % 2).to_frame()
     assert frame["kept"].sum() == 5
+
+
+# -- epoch correction in pipelines ---------------------------------------------------
+
+
+class CountEpochs(Callback):
+    epochs = []
+
+    def on_train_end(self, net, **kwargs):
+        type(self).epochs.append(len(net.history))
+
+
+@pytest.mark.parametrize("density", [0.3, 0.5, 1.0])
+def test_correct_epochs_trains_the_final_net_for_the_papers_epochs(digits, density):
+    from skprune import corrected_epochs
+
+    X, y = digits
+    X, y = X[:200], y[:200]
+    final = make_tiny_net(max_epochs=4, callbacks=[("count", CountEpochs())])
+    pipe = make_pipeline(RandomPruner(density=density, random_state=0), final,
+                         correct_epochs=True)
+    CountEpochs.epochs = []
+    pipe.fit(X, y)
+    expected = corrected_epochs(4, density)
+    assert expected == round(4 * (0.5 + 0.5 * density) / density)
+    assert CountEpochs.epochs == [expected] and pipe.final_epochs_ == expected
+    # The parameter itself is unchanged: a refit or a clone starts from 4.
+    assert pipe[-1].max_epochs == 4 and clone(pipe).get_params()["correct_epochs"]
+    # Without the option, the same epochs on fewer rows.
+    CountEpochs.epochs = []
+    make_pipeline(RandomPruner(density=density, random_state=0), clone(final)).fit(X, y)
+    assert CountEpochs.epochs == [4]
+
+
+def test_correct_epochs_in_a_search_follows_each_density(digits):
+    X, y = digits
+    X, y = X[:200], y[:200]
+    final = make_tiny_net(max_epochs=2, callbacks=[("count", CountEpochs())])
+    pipe = make_pipeline(RandomPruner(random_state=0), final, correct_epochs=True)
+    CountEpochs.epochs = []
+    GridSearchCV(pipe, {"randompruner__density": [0.25, 1.0]}, cv=2, refit=False).fit(X, y)
+    assert sorted(CountEpochs.epochs) == [2, 2, 5, 5]
+
+
+def test_correct_epochs_needs_a_skorch_final_step(digits):
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = digits
+    pipe = make_pipeline(RandomPruner(density=0.5), LogisticRegression(), correct_epochs=True)
+    with pytest.raises(ValueError, match="correct_epochs=True.*skorch"):
+        pipe.fit(X, y)
