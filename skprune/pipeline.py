@@ -85,9 +85,10 @@ class Pipeline(imblearn_pipeline.Pipeline):
         ``corrected_epochs(max_epochs, f)`` epochs, ``f`` being the fraction of
         the rows given to ``fit`` that reach it (the pruners' kept fraction):
         pruned data then gets more optimizer steps, as in the paper, instead
-        of the same epochs on fewer rows. The network's ``max_epochs`` is left
-        as it is (the epochs are passed to its ``fit``). Needs a final
-        estimator whose ``fit`` takes ``epochs`` (a skorch net).
+        of the same epochs on fewer rows. The network's ``max_epochs`` holds
+        the corrected value while it fits (so that callbacks reading it, such
+        as a learning-rate schedule in fractions of it, stretch too) and is
+        restored afterwards. Needs a skorch net as the final step.
 
     Attributes
     ----------
@@ -145,31 +146,27 @@ class Pipeline(imblearn_pipeline.Pipeline):
         self._n_fit_rows = _num_samples(X) if self.correct_epochs else None
         if self.correct_epochs:
             _check_corrects_epochs(self._final_estimator)
+        own_epochs = getattr(self._final_estimator, "max_epochs", None)
         try:
             return super().fit(X, y, **params)
         finally:
+            # The corrected epochs hold for this fit only: the parameter is
+            # the user's, and a refit or a clone starts from it again.
             self._n_fit_rows = None
+            if self.final_epochs_ is not None:
+                self._final_estimator.max_epochs = own_epochs
 
     def _fit(self, X, y=None, routed_params=None, raw_params=None):
         Xt, yt = super()._fit(X, y, routed_params, raw_params=raw_params)
         if getattr(self, "_n_fit_rows", None) and self._final_estimator != "passthrough":
-            density = _num_samples(Xt) / self._n_fit_rows
-            self.final_epochs_ = corrected_epochs(self._final_estimator.max_epochs, density)
+            # Set on the net itself (not passed to its fit), so that callbacks
+            # that read max_epochs, such as a schedule of fractions of it
+            # (StepDecay), stretch with the training.
+            final = self._final_estimator
+            self.final_epochs_ = corrected_epochs(final.max_epochs,
+                                                  _num_samples(Xt) / self._n_fit_rows)
+            final.max_epochs = self.final_epochs_
         return Xt, yt
-
-    def _get_metadata_for_step(self, *, step_idx, step_params, all_params):
-        params = super()._get_metadata_for_step(
-            step_idx=step_idx, step_params=step_params, all_params=all_params)
-        if step_idx == len(self) - 1 and getattr(self, "final_epochs_", None) is not None:
-            params["fit"] = {**params["fit"], "epochs": self.final_epochs_}
-        return params
-
-    def _check_method_params(self, method, props, **kwargs):
-        params = super()._check_method_params(method, props, **kwargs)
-        if not _routing_enabled():
-            for name, step_params in params.items():
-                step_params["fit_resample"].update(step_params["fit"])
-        return params
 
 
 def _check_corrects_epochs(estimator):
@@ -178,7 +175,7 @@ def _check_corrects_epochs(estimator):
     if not isinstance(estimator, NeuralNet):
         raise ValueError(
             "correct_epochs=True trains the final step for more epochs on pruned data, so "
-            "it must be a skorch net (its fit takes epochs); got "
+            "it must be a skorch net (trained for max_epochs epochs); got "
             f"{type(estimator).__name__}. Set correct_epochs=False, or end the pipeline "
             "with a skorch NeuralNetClassifier."
         )

@@ -328,6 +328,19 @@ def test_correct_epochs_in_a_search_follows_each_density(digits):
     assert sorted(CountEpochs.epochs) == [2, 2, 5, 5]
 
 
+def test_correct_epochs_stretch_a_schedule_in_fractions_of_max_epochs(digits):
+    from skprune.models import StepDecay
+
+    X, y = digits
+    schedule = StepDecay(fractions=(0.5,))
+    final = make_tiny_net(max_epochs=4, callbacks=[("lr_schedule", schedule)])
+    pipe = make_pipeline(RandomPruner(density=0.5, random_state=0), final,
+                         correct_epochs=True).fit(X[:200], y[:200])
+    # 6 epochs at density 0.5: the drop comes after epoch 3, not 2.
+    assert pipe.final_epochs_ == 6 and dict(pipe[-1].callbacks_)["lr_schedule"].milestones_ == [3]
+    assert pipe[-1].max_epochs == 4
+
+
 def test_correct_epochs_needs_a_skorch_final_step(digits):
     from sklearn.linear_model import LogisticRegression
 
