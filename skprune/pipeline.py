@@ -168,6 +168,13 @@ class Pipeline(imblearn_pipeline.Pipeline):
             final.max_epochs = self.final_epochs_
         return Xt, yt
 
+    def _check_method_params(self, method, props, **kwargs):
+        params = super()._check_method_params(method, props, **kwargs)
+        if not _routing_enabled():
+            for name, step_params in params.items():
+                step_params["fit_resample"].update(step_params["fit"])
+        return params
+
 
 def _check_corrects_epochs(estimator):
     from skorch import NeuralNet
