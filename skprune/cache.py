@@ -41,6 +41,7 @@ import torch
 from sklearn.base import BaseEstimator
 
 from ._cache_files import BadEntryError, Schema, UnreadableEntryError, read_entry, write_entry
+from .exceptions import with_article
 
 #: Most results kept by the in-process cache (``memory=None``); the oldest
 #: used entry is dropped first.
@@ -112,7 +113,8 @@ def _canonical(obj):
         try:
             obj = tensor.numpy()
         except (TypeError, RuntimeError) as exc:
-            raise UncacheableError(f"a {tensor.dtype} tensor cannot be keyed ({exc})") from None
+            raise UncacheableError(
+                f"{with_article(tensor.dtype)} tensor cannot be keyed ({exc})") from None
     if isinstance(obj, np.ndarray):
         data = np.ascontiguousarray(obj)
         if not obj.dtype.hasobject:
@@ -145,7 +147,7 @@ def _canonical(obj):
         content = joblib.hash(obj)
     except Exception as exc:
         raise UncacheableError(
-            f"a {type(obj).__name__} object cannot be pickled ({exc})"
+            f"{with_article(type(obj).__name__)} object cannot be pickled ({exc})"
         ) from None
     return ("object", code_identity(type(obj)), content)
 
@@ -167,7 +169,7 @@ def _dataset_identity(dataset):
     if folder is not None:
         return folder
     raise UncacheableError(
-        f"skprune cannot see the content of a {type(dataset).__name__} (it may read "
+        f"skprune cannot see the content of {with_article(type(dataset).__name__)} (it may read "
         "its rows from files). Give the Dataset a `cache_key` attribute or method "
         "that changes whenever its content does (for example a hash of its files) "
         "to cache its scores"

@@ -348,3 +348,27 @@ def test_correct_epochs_needs_a_skorch_final_step(digits):
     pipe = make_pipeline(RandomPruner(density=0.5), LogisticRegression(), correct_epochs=True)
     with pytest.raises(ValueError, match="correct_epochs=True.*skorch"):
         pipe.fit(X, y)
+
+
+def test_the_citation_is_the_same_in_the_readme_and_the_docs():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+
+    def citation(path, heading):
+        text = path.read_text()
+        start = text.index(heading) + len(heading)
+        return " ".join(text[start:].strip().split("\n\n")[0].split())
+
+    readme = citation(root / "README.md", "## Citing\n")
+    assert readme.startswith("If you use skprune") and "Ahuja" in readme
+    assert citation(root / "docs" / "index.rst", "Citing\n======\n") == readme
+
+
+def test_messages_name_types_with_the_right_article():
+    from skprune.exceptions import with_article
+
+    assert [with_article(name) for name in ("ImageFolder", "TensorDataset", "uint8", "int8",
+                                            "UnpicklableDataset", "UserDict")] == [
+        "an ImageFolder", "a TensorDataset", "a uint8", "an int8", "an UnpicklableDataset",
+        "a UserDict"]

@@ -9,6 +9,8 @@ from sklearn.utils import _safe_indexing
 from skorch.dataset import Dataset as SkorchDataset
 from skorch.helper import SliceDataset
 
+from ..exceptions import with_article
+
 
 def net_inputs(X):
     """``X`` as a float32 torch module expects it.
@@ -302,8 +304,8 @@ def check_dataset_labels(dataset, y, owner):
     checked = ("every row" if len(positions) == len(y)
                else f"{len(positions)} evenly spaced rows")
     raise ValueError(
-        f"The labels of X, a {type(dataset).__name__} whose items carry their own labels, "
-        f"disagree with y: {int(differ.sum())} of {checked} differ (row "
+        f"The labels of X, {with_article(type(dataset).__name__)} whose items carry their "
+        f"own labels, disagree with y: {int(differ.sum())} of {checked} differ (row "
         f"{int(positions[first])}: the Dataset says {labels[first]!r}, y says "
         f"{given[first].item()!r}). {owner} selects rows by y, but a skorch net trains on "
         "the Dataset's own labels. Pass the Dataset's labels as y (for a torchvision "
