@@ -19,7 +19,7 @@ from skorch.callbacks import Callback
 from skorch.dataset import unpack_data
 from skorch.utils import to_device
 
-from ._progress import epoch_callbacks, query_net_verbose
+from ._progress import epoch_callbacks, planned_epochs, query_net_verbose
 from .callbacks import PositionBatchSampler, TrainingDynamicsRecorder
 from .exceptions import DegenerateTrainingWarning, TrainingDivergedError, user_stacklevel
 from .utils._devices import check_device, inputs_device, resolve_device
@@ -474,7 +474,7 @@ def fit_query_net(net, X, y, seed, epochs=None):
     full run (early-training scores read the start of the real schedule).
     """
     target = None if y is None else net_targets(y)
-    with seeded(seed):
+    with seeded(seed), planned_epochs(epochs):
         net.fit(with_position_labels(net_inputs(X), target), target, epochs=epochs)
     return net
 

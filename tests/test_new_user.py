@@ -372,3 +372,13 @@ def test_messages_name_types_with_the_right_article():
                                             "UnpicklableDataset", "UserDict")] == [
         "an ImageFolder", "a TensorDataset", "a uint8", "an int8", "an UnpicklableDataset",
         "a UserDict"]
+
+
+def test_the_progress_bar_of_a_single_run_counts_its_epochs(digits, capsys):
+    X, y = digits
+    ForgettingPruner(make_tiny_net(max_epochs=3), verbose=1, random_state=0).fit(X[:200],
+                                                                                y[:200])
+    err = capsys.readouterr().err
+    # One run of three epochs: the bar moves epoch by epoch, not from 0/1 to 1/1.
+    assert "ForgettingPruner query runs" in err and "1/3" in err and "3/3" in err
+    assert "epoch" in err and "epoch 3/3" in err
