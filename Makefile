@@ -1,6 +1,10 @@
 # Two commands: `make demo` and `make test`. Both create .venv on first use.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
-VENV := .venv
+# The virtualenv every target uses. An existing one is reused, e.g. that of
+# another checkout: `make docs VENV=../skprune/.venv` (it is created, and the
+# package installed into it in editable mode, only where its stamp is missing
+# or older than pyproject.toml or constraints.txt).
+VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.skprune-installed
 DOCS_STAMP := $(VENV)/.skprune-docs-installed

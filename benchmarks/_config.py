@@ -4,9 +4,10 @@ import ast
 import dataclasses
 import hashlib
 import json
-import math
 import numbers
 from typing import NamedTuple
+
+from skprune import corrected_epochs  # noqa: F401  (the benchmark's, re-exported)
 
 from ._registry import (
     ALL_PROTOCOLS,
@@ -271,20 +272,6 @@ def check_density(density):
             f"got {density!r}."
         )
     return value
-
-
-def corrected_epochs(epochs, density, rounding="round"):
-    """Epochs of a network trained on a fraction ``density`` of the data.
-
-    The paper trains pruned runs for ``E * (0.5 + 0.5 f) / f`` epochs, so that
-    their number of optimizer steps is halfway between the full run's and a
-    run with the same number of epochs. The DRoP authors' code floors it
-    (``rounding="floor"``); skprune rounds to the nearest.
-    """
-    exact = epochs * (0.5 + 0.5 * density) / density
-    # A tolerance keeps an exact whole number from flooring one below.
-    value = math.floor(exact + 1e-9) if rounding == "floor" else round(exact)
-    return max(1, value)
 
 
 def parse_strategy_params(texts):

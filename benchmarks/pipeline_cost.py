@@ -103,7 +103,7 @@ def measure(strategy, quota, dataset="fashion-mnist"):
                                                    share_networks=False)}[quota]
     pruner = getattr(skprune, name)(net(), density=DENSITY, quota=quota_param,
                                     random_state=0, **params)
-    epochs = max(1, round(net().max_epochs * (0.5 + 0.5 * DENSITY) / DENSITY))
+    epochs = skprune.corrected_epochs(net().max_epochs, DENSITY)
     with _PeakMemory() as memory:
         start = time.perf_counter()
         X_kept, y_kept = pruner.fit_resample(X, y)

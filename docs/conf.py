@@ -208,7 +208,7 @@ skprune_api_sections = [
         "imbalanced-learn's pipeline (samplers run at fit time only), which "
         "also hands step parameters such as ``groups`` to pruners. See "
         ":ref:`pipelines`.",
-        ["Pipeline", "make_pipeline"],
+        ["Pipeline", "make_pipeline", "corrected_epochs"],
     ),
     (
         "Writing your own quota",

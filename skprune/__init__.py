@@ -13,7 +13,7 @@ from .metrics import (
     group_recall_report,
     worst_group_accuracy,
 )
-from .pipeline import Pipeline, make_pipeline
+from .pipeline import Pipeline, corrected_epochs, make_pipeline
 
 # Every pruner and quota is public from here too, so that a new one is
 # exported by its own subpackage's __all__ alone.
@@ -28,6 +28,7 @@ __all__ = [
     "Pipeline",
     "class_recall",
     "class_recall_report",
+    "corrected_epochs",
     "group_recall_report",
     "make_pipeline",
     "per_sample_grad_norms",

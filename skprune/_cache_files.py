@@ -36,6 +36,8 @@ import zlib
 
 import numpy as np
 
+from .exceptions import with_article
+
 __all__ = ["BadEntryError", "Schema", "UnreadableEntryError", "read_entry",
            "remove_stale_partials", "write_entry"]
 
@@ -225,7 +227,8 @@ def _read_members(archive, schema):
             if info.file_size > schema.max_bytes(name):
                 raise BadEntryError(
                     f"its member {info.filename!r} inflates to {info.file_size} bytes; "
-                    f"a {schema.arrays[name][0]} array of shape {schema.arrays[name][1]} "
+                    f"{with_article(schema.arrays[name][0])} array of shape "
+                    f"{schema.arrays[name][1]} "
                     f"takes at most {schema.max_bytes(name)}")
             declared = schema.arrays[name]
         with archive.open(info) as member:

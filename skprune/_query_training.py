@@ -19,9 +19,9 @@ from skorch.callbacks import Callback
 from skorch.dataset import unpack_data
 from skorch.utils import to_device
 
-from ._progress import epoch_callbacks, query_net_verbose
+from ._progress import epoch_callbacks, planned_epochs, query_net_verbose
 from .callbacks import PositionBatchSampler, TrainingDynamicsRecorder
-from .exceptions import DegenerateTrainingWarning, TrainingDivergedError
+from .exceptions import DegenerateTrainingWarning, TrainingDivergedError, user_stacklevel
 from .utils._devices import check_device, inputs_device, resolve_device
 from .utils._modules import (
     check_class_outputs,
@@ -70,7 +70,9 @@ class QueryTrainingMonitor(Callback):
     grows far past the first batch's (more than ten times, and by more than
     10), raises :class:`~skprune.exceptions.TrainingDivergedError`. A last
     epoch in which the network predicted a single class for every training
-    sample, although the labels hold several, issues a
+    sample, although the labels hold several, or got no more of them right
+    than chance does (predicting the most frequent class; see
+    :attr:`chance_margin`), issues a
     :class:`~skprune.exceptions.DegenerateTrainingWarning`.
 
     Parameters
@@ -82,30 +84,38 @@ class QueryTrainingMonitor(Callback):
     #: An epoch loss above ``max(growth * start, start + margin)`` is divergence.
     growth = 10.0
     margin = 10.0
+    #: A last epoch's training accuracy below ``chance + chance_margin * (1 -
+    #: chance)`` is near chance: the network closed less than a tenth of the
+    #: gap between always predicting the most frequent class and being right.
+    chance_margin = 0.1
+    #: A first epoch's accuracy is averaged from the random initialisation on,
+    #: so near chance is judged after this many epochs only.
+    chance_min_epochs = 2
 
     def __init__(self, owner="skprune"):
         self.owner = owner
 
     def initialize(self):
         self.start_loss_ = None
-        self.n_labels_ = None
         self.predicted_ = []
         self.targets_ = []
         self.single_class_ = None
+        self.accuracy_ = None
+        self.chance_ = None
         return self
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
-        # The labels of an epoch are those given to fit (every query net
-        # trains on all of them); only without y are they read per batch.
-        self.n_labels_ = None if y is None else np.unique(np.asarray(y)).size
+        self.predicted_, self.targets_ = [], []
+        self.single_class_ = self.accuracy_ = self.chance_ = None
 
     def on_epoch_begin(self, net, **kwargs):
         self.predicted_, self.targets_ = [], []
 
     def on_batch_end(self, net, batch=None, training=None, loss=None, y_pred=None, **kwargs):
         # Per batch only what costs nothing: skorch has already copied the
-        # loss to the host, and an arg-max is one small kernel. The counting
-        # happens once per epoch.
+        # loss to the host, an arg-max is one small kernel, and the batch's
+        # labels are the loader's host tensor. The counting happens once per
+        # epoch.
         if not training:
             return
         if loss is not None:
@@ -116,19 +126,21 @@ class QueryTrainingMonitor(Callback):
                 self.start_loss_ = value
         if isinstance(y_pred, (tuple, list)):
             y_pred = y_pred[0]
-        if isinstance(y_pred, torch.Tensor) and y_pred.dim() == 2:
+        target = unpack_data(batch)[1] if batch is not None else None
+        if (isinstance(y_pred, torch.Tensor) and y_pred.dim() == 2
+                and isinstance(target, torch.Tensor) and target.dim() == 1
+                and len(target) == len(y_pred)):
             self.predicted_.append(y_pred.detach().argmax(1))
-            if self.n_labels_ is None:
-                self.targets_.append(torch.as_tensor(unpack_data(batch)[1]))
+            self.targets_.append(target)
 
     def on_epoch_end(self, net, **kwargs):
         if self.predicted_:
-            predicted = torch.cat(self.predicted_)
-            n_labels = self.n_labels_
-            if n_labels is None:
-                n_labels = torch.unique(torch.cat([t.reshape(-1).cpu() for t in self.targets_]))
-                n_labels = n_labels.numel()
-            self.single_class_ = bool((predicted == predicted[0]).all()) and n_labels > 1
+            predicted = torch.cat(self.predicted_).cpu()
+            targets = torch.cat([t.reshape(-1).cpu() for t in self.targets_])
+            counts = torch.unique(targets, return_counts=True)[1]
+            self.single_class_ = bool((predicted == predicted[0]).all()) and counts.numel() > 1
+            self.accuracy_ = float((predicted == targets.to(predicted.dtype)).double().mean())
+            self.chance_ = float(counts.max()) / len(targets) if counts.numel() > 1 else None
             self.predicted_, self.targets_ = [], []
         epoch_loss = net.history[-1].get("train_loss")
         if epoch_loss is None or self.start_loss_ is None:
@@ -149,7 +161,19 @@ class QueryTrainingMonitor(Callback):
                 "arbitrary. Lower (or raise) the estimator's learning rate (lr), train "
                 "longer, or check the inputs' scale.",
                 DegenerateTrainingWarning,
-                stacklevel=2,
+                stacklevel=user_stacklevel(),
+            )
+        elif (self.chance_ is not None and len(net.history) >= self.chance_min_epochs
+                and self.accuracy_ < self.chance_ + self.chance_margin * (1 - self.chance_)):
+            warnings.warn(
+                f"The query network trained by {self.owner} got {self.accuracy_:.1%} of the "
+                f"training samples right in its last epoch, near chance ({self.chance_:.1%}, "
+                "always predicting the most frequent class): it learnt almost nothing to "
+                "score with, and the selection is close to arbitrary. Raise (or lower) the "
+                "estimator's learning rate (lr) or max_epochs, shuffle its batches "
+                "(iterator_train__shuffle=True), or check the inputs' scale.",
+                DegenerateTrainingWarning,
+                stacklevel=user_stacklevel(),
             )
 
     def _diverged(self, net, what):
@@ -245,6 +269,8 @@ def train_query_net(estimator, X, y, seed, *, owner, epochs=None, callbacks=(), 
         callbacks = [*callbacks, ("skprune_shared_validation", predictions)]
     net = make_query_net(estimator, owner=owner, callbacks=callbacks, **params)
     target = net_targets(y)
+    if epochs != 0:
+        warn_unshuffled_sorted(estimator, target, owner)
     initialize_checked(net, X, target, kind, seed, owner=owner)
     if epochs != 0:
         fit_query_net(net, X, target, seed, epochs=epochs)
@@ -323,6 +349,44 @@ def predicting_validation(X_val):
         yield shared.networks
     finally:
         _SHARED_VALIDATION.reset(token)
+
+
+def warn_unshuffled_sorted(estimator, y, owner):
+    """Warn when ``estimator`` trains on ``y`` in order and ``y`` is sorted by class.
+
+    skorch does not shuffle unless ``iterator_train__shuffle=True``; a
+    torchvision ``ImageFolder`` (and any fold of it that scikit-learn's
+    splitters take without shuffling) lists its rows class by class. Every
+    minibatch then holds one class, the network chases the class of the last
+    batches, and its scores say little.
+
+    Parameters
+    ----------
+    estimator : skorch.NeuralNetClassifier
+        The estimator as given (its query clones may order batches otherwise).
+    y : ndarray of shape (n_samples,)
+    owner : str
+        Name of the class whose query network trains, used in the message.
+    """
+    params = estimator.get_params_for("iterator_train")
+    if params.get("shuffle") or any(
+            params.get(name) is not None for name in ("sampler", "batch_sampler")):
+        return
+    batch_size = params.get("batch_size", estimator.batch_size)
+    n_classes = np.unique(y).size
+    if n_classes < 2 or batch_size == -1 or batch_size >= len(y):
+        return
+    if np.count_nonzero(y[1:] != y[:-1]) > n_classes - 1:
+        return
+    warnings.warn(
+        f"{owner} trains its query network on {len(y)} rows sorted by class (each class "
+        "is one block, as an ImageFolder lists them) without shuffling: every minibatch "
+        "holds a single class, so the network learns the class of its last batches and "
+        "its scores are close to arbitrary. Set iterator_train__shuffle=True on the "
+        "estimator (or shuffle the rows before pruning).",
+        DegenerateTrainingWarning,
+        stacklevel=user_stacklevel(),
+    )
 
 
 #: The name of the recorder among a recording query net's callbacks.
@@ -410,7 +474,7 @@ def fit_query_net(net, X, y, seed, epochs=None):
     full run (early-training scores read the start of the real schedule).
     """
     target = None if y is None else net_targets(y)
-    with seeded(seed):
+    with seeded(seed), planned_epochs(epochs):
         net.fit(with_position_labels(net_inputs(X), target), target, epochs=epochs)
     return net
 

@@ -19,7 +19,7 @@ from sklearn.utils import get_tags
 from ._progress import progress
 from ._query_training import predicting_validation
 from .cache import CacheEntry, Schema
-from .exceptions import DegenerateTrainingWarning
+from .exceptions import DegenerateTrainingWarning, user_stacklevel
 from .utils._devices import resolve_device
 from .utils._random_state import preserved_random_state
 from .utils._workers import watch_parent_if_worker, worker_initializer
@@ -102,9 +102,8 @@ def run_scores(pruner, context, seeds, validation=None):
                     shared[run] = predicted[run].store(shared[run])
             bar.update()
     scores = np.stack([result["scores"].astype(float) for result in results])
-    if tags.continuous_scores:
-        for run in scores:
-            _warn_collapsed(run, owner)
+    for run in scores:
+        _warn_collapsed(run, owner, tags.continuous_scores)
     if validation is None or any(run is None for run in shared):
         return scores, None
     return scores, shared
@@ -216,17 +215,27 @@ def _score_run_in_worker(pruner, X, y, seed, device, threads, X_val=None):
         return _score_run(pruner, X, y, seed, X_val)
 
 
-def _warn_collapsed(scores, owner):
+def _warn_collapsed(scores, owner, continuous):
     # Continuous scores with a handful of distinct values mean the query
     # network's outputs saturated onto a few patterns (e.g. after an
     # exploding learning rate): the ranking is then mostly tie breaks.
+    # Counts (forgetting events) take few values by nature; all rows alike
+    # (no sample ever learnt, or none ever forgotten) is degenerate for them.
+    if scores.size < 20:
+        return
     distinct = np.unique(scores).size
-    if scores.size >= 20 and distinct <= 2:
-        warnings.warn(
-            f"{owner}'s scores collapsed onto {distinct} distinct value(s) over "
-            f"{scores.size} rows: its query network is degenerate (typically a learning "
-            "rate (lr) far too large, or unscaled inputs), so the selection is close to "
-            "arbitrary. Lower the estimator's lr or check the inputs.",
-            DegenerateTrainingWarning,
-            stacklevel=6,  # the caller of fit_resample
-        )
+    if continuous and distinct <= 2:
+        what = f"collapsed onto {distinct} distinct value(s)"
+    elif distinct == 1:
+        what = f"are all {scores[0]:g} (no sample told apart from another)"
+    else:
+        return
+    warnings.warn(
+        f"{owner}'s scores {what} over {scores.size} rows: its query network is "
+        "degenerate (typically a learning rate (lr) far too large or too small, too few "
+        "epochs, or inputs that are unscaled or carry no information), so the selection "
+        "is close to arbitrary. Change the estimator's lr or max_epochs, or check the "
+        "inputs.",
+        DegenerateTrainingWarning,
+        stacklevel=user_stacklevel(),
+    )

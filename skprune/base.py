@@ -19,6 +19,7 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import (
     _num_samples,
+    check_is_fitted,
     check_random_state,
     column_or_1d,
     validate_data,
@@ -33,7 +34,12 @@ from .selection import SELECTIONS, BaseSelection
 from .utils._random_state import preserved_random_state, run_seeds
 from .utils._settings import check_selection_and_schedule
 from .utils._tags import with_pruner_tags
-from .utils._torch_data import take_rows
+from .utils._torch_data import (
+    check_dataset_labels,
+    check_not_dataset_items,
+    is_dataset,
+    take_rows,
+)
 
 
 @pruner_docstring
@@ -176,9 +182,12 @@ class DataPruner(BaseSampler):
             Their labels.
         """
         X_checked, y_checked, one_hot = self._check_inputs(X, y)
+        _warn_uncached_memory(self)
         X_kept, y_kept = self._fit_resample(
             X_checked, y_checked, groups=_check_groups(groups, y_checked.shape[0])
         )
+        # to_frame's index: the caller's own, for pandas input.
+        self._row_index_ = X.index if hasattr(X, "iloc") else None
         # The kept rows in the caller's own types: pandas keeps its index,
         # lists stay lists, a one-hot target stays one-hot.
         kept = self.sample_indices_
@@ -260,6 +269,8 @@ class DataPruner(BaseSampler):
                     self.scores_, group_index, counts, tie_break
                 )
         self._set_counts(y, context)
+        self._fit_labels_, self._fit_groups_ = y, groups
+        self._row_index_ = None
         if groups is not None:
             _warn_lost_classes(owner, y, self.sample_indices_)
         kept = self.sample_indices_
@@ -286,14 +297,21 @@ class DataPruner(BaseSampler):
                     "(ScorePruner) or draw them (RandomPruner) prune from y alone."
                 )
             return (None, *self._check_targets(y))
+        owner = type(self).__name__
+        check_not_dataset_items(X, owner)
         n_samples, n_labels = _num_samples_or_len(X), _num_samples_or_len(y)
         if n_samples != n_labels:
             raise ValueError(
                 f"X and y have different lengths: X has {n_samples} samples and y "
                 f"has {n_labels} labels. Pass one label per sample."
             )
-        if isinstance(X, torch.utils.data.Dataset):
-            return (X, *self._check_targets(y))
+        if is_dataset(X):
+            y, one_hot = self._check_targets(y)
+            if isinstance(X, torch.utils.data.Dataset):
+                # Reading items may run the Dataset's random transforms.
+                with preserved_random_state():
+                    check_dataset_labels(X, y, owner)
+            return X, y, one_hot
         return self._check_X_y(X, y)
 
     def _check_X_y(self, X, y, accept_sparse=None):
@@ -354,6 +372,45 @@ class DataPruner(BaseSampler):
             if hasattr(self.quota_, "group_recall_"):
                 setattr(self, f"{kind}_recall_", self.quota_.group_recall_)
 
+    def to_frame(self):
+        """Every row of the last fit, with its label, group, score and whether it was kept.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per sample given to ``fit_resample``, in their order,
+            indexed like ``X`` (its own index for pandas input, positions
+            ``0 .. n_samples - 1`` named ``row`` otherwise), with columns
+            ``label``, ``group`` (the ``groups`` given to ``fit``, or the
+            label without them), ``score`` (``scores_``) and ``kept``
+            (whether the row is in ``sample_indices_``).
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_digits
+        >>> from skprune import RandomPruner
+        >>> X, y = load_digits(return_X_y=True)
+        >>> frame = RandomPruner(density=0.3, random_state=0).fit(X, y).to_frame()
+        >>> list(frame.columns), len(frame), int(frame["kept"].sum())
+        (['label', 'group', 'score', 'kept'], 1797, 539)
+        >>> frame.groupby("label")["kept"].mean().round(2).iloc[:3].tolist()
+        [0.24, 0.31, 0.31]
+        """
+        import pandas as pd
+
+        check_is_fitted(self, "sample_indices_")
+        labels = self._fit_labels_
+        kept = np.zeros(labels.shape[0], dtype=bool)
+        kept[self.sample_indices_] = True
+        index = self._row_index_
+        if index is None:
+            index = pd.RangeIndex(labels.shape[0], name="row")
+        groups = labels if self._fit_groups_ is None else self._fit_groups_
+        return pd.DataFrame(
+            {"label": labels, "group": groups, "score": self.scores_, "kept": kept},
+            index=index,
+        )
+
     def __sklearn_tags__(self):
         tags = with_pruner_tags(super().__sklearn_tags__())
         tags.pruner_tags.query_runs = _default_n_runs(type(self))
@@ -410,7 +467,7 @@ def _kept_per(values, index, kept):
 
 def _keeps_own_type(obj):
     """Whether kept rows are taken from the caller's object rather than its validated copy."""
-    return isinstance(obj, (torch.utils.data.Dataset, list)) or hasattr(obj, "iloc")
+    return is_dataset(obj) or isinstance(obj, list) or hasattr(obj, "iloc")
 
 
 def smallest_density(n_groups, n_samples, digits=3):
@@ -443,6 +500,30 @@ def smallest_density(n_groups, n_samples, digits=3):
     while round(float(density) * n_samples) < n_groups and density < 1:
         density += step
     return format(min(density, Decimal(1)).normalize(), "f")
+
+
+#: (pruner class, memory) pairs already warned about: a search fits clones of
+#: one pruner many times, and one warning says it all.
+_UNCACHED_WARNED = set()
+
+
+def _warn_uncached_memory(pruner):
+    # Only results computed from an integer seed are reused (anything else
+    # must draw anew at every fit), so a cache location is then ignored.
+    if pruner.memory is None or isinstance(pruner.random_state, numbers.Integral):
+        return
+    seen = (type(pruner).__name__, repr(pruner.memory))
+    if seen in _UNCACHED_WARNED:
+        return
+    _UNCACHED_WARNED.add(seen)
+    warnings.warn(
+        f"{type(pruner).__name__} was given memory={pruner.memory!r} but "
+        f"random_state={pruner.random_state!r}: only results computed from an integer "
+        "random_state are cached, so nothing will be cached and every fit trains its "
+        "query networks anew. Pass an integer, e.g. random_state=0, to cache.",
+        UserWarning,
+        stacklevel=user_stacklevel(),
+    )
 
 
 def _warn_lost_classes(owner, y, kept):

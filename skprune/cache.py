@@ -36,10 +36,12 @@ import joblib
 import numpy as np
 import sklearn
 import skorch
+import skorch.helper
 import torch
 from sklearn.base import BaseEstimator
 
 from ._cache_files import BadEntryError, Schema, UnreadableEntryError, read_entry, write_entry
+from .exceptions import with_article
 
 #: Most results kept by the in-process cache (``memory=None``); the oldest
 #: used entry is dropped first.
@@ -69,8 +71,10 @@ def fingerprint(obj):
     arrays; classes and functions by the source files that define them;
     estimators by their class and (cloned) parameters; torch Datasets by
     their ``cache_key`` (or, for in-memory datasets such as
-    ``TensorDataset``, their tensors); any other object by its class and
-    pickled content.
+    ``TensorDataset``, their tensors; for a torchvision ``ImageFolder`` or
+    ``DatasetFolder``, its files' paths, labels, sizes and modification
+    times); a skorch ``SliceDataset`` by its Dataset and rows; any other
+    object by its class and pickled content.
 
     Parameters
     ----------
@@ -109,7 +113,8 @@ def _canonical(obj):
         try:
             obj = tensor.numpy()
         except (TypeError, RuntimeError) as exc:
-            raise UncacheableError(f"a {tensor.dtype} tensor cannot be keyed ({exc})") from None
+            raise UncacheableError(
+                f"{with_article(tensor.dtype)} tensor cannot be keyed ({exc})") from None
     if isinstance(obj, np.ndarray):
         data = np.ascontiguousarray(obj)
         if not obj.dtype.hasobject:
@@ -134,11 +139,15 @@ def _canonical(obj):
         return "dict", sorted((repr(key), _canonical(value)) for key, value in obj.items())
     if isinstance(obj, torch.utils.data.Dataset):
         return _dataset_identity(obj)
+    if isinstance(obj, skorch.helper.SliceDataset):
+        # The rows it reads, and which part of each item.
+        return ("SliceDataset", _dataset_identity(obj.dataset), _canonical(obj.idx),
+                _canonical(np.asarray(obj.indices_)))
     try:
         content = joblib.hash(obj)
     except Exception as exc:
         raise UncacheableError(
-            f"a {type(obj).__name__} object cannot be pickled ({exc})"
+            f"{with_article(type(obj).__name__)} object cannot be pickled ({exc})"
         ) from None
     return ("object", code_identity(type(obj)), content)
 
@@ -156,12 +165,39 @@ def _dataset_identity(dataset):
         return ("ConcatDataset", [_canonical(part) for part in dataset.datasets])
     if type(dataset) is skorch.dataset.Dataset:
         return ("skorch.Dataset", _canonical(dataset.X), _canonical(dataset.y))
+    folder = _dataset_folder_identity(dataset)
+    if folder is not None:
+        return folder
     raise UncacheableError(
-        f"skprune cannot see the content of a {type(dataset).__name__} (it may read "
+        f"skprune cannot see the content of {with_article(type(dataset).__name__)} (it may read "
         "its rows from files). Give the Dataset a `cache_key` attribute or method "
         "that changes whenever its content does (for example a hash of its files) "
         "to cache its scores"
     )
+
+
+def _dataset_folder_identity(dataset):
+    """The key of a torchvision ``DatasetFolder`` (``ImageFolder``), or ``None`` for others.
+
+    Its rows are its ``samples``: every file's path and label, with the
+    file's size and modification time (an edited or replaced image is a new
+    key), and what turns a file into a row (the class's code, the loader and
+    the transforms).
+    """
+    folders = sys.modules.get("torchvision.datasets.folder")
+    if folders is None or not isinstance(dataset, folders.DatasetFolder):
+        return None
+    files = []
+    for path, label in dataset.samples:
+        try:
+            stat = os.stat(path)
+        except OSError as exc:
+            raise UncacheableError(f"the {type(dataset).__name__} file {path} cannot be "
+                                   f"read ({exc})") from None
+        files.append((os.fspath(path), _canonical(label), stat.st_size, stat.st_mtime_ns))
+    return ("DatasetFolder", code_identity(type(dataset)), files,
+            _canonical(dataset.loader), _canonical(dataset.transform),
+            _canonical(dataset.target_transform))
 
 
 def code_identity(obj):

@@ -128,3 +128,18 @@ def user_stacklevel():
         frame, level = frame.f_back, level + 1
     # warnings.warn is called one frame below this function's caller.
     return level
+
+
+def with_article(word):
+    """``word`` after "a" or "an", as it is read: "an ImageFolder", "a TensorDataset".
+
+    Parameters
+    ----------
+    word : str
+        A name, as it appears in a message (a class name, a dtype).
+    """
+    word = str(word)
+    # Vowel letters that are read as consonants ("a uint8", "a UserDict").
+    sounds_consonant = word.lower().startswith(("uint", "uni", "use", "usi", "eu", "one"))
+    vowel = word[:1].lower() in "aeiou" and not sounds_consonant
+    return f"{'an' if vowel else 'a'} {word}"

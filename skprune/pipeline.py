@@ -6,14 +6,57 @@ it when predicting or scoring, which is what pruning needs: test data is
 never pruned. skprune's ``Pipeline`` is imbalanced-learn's, with one change:
 without metadata routing, a step parameter such as ``randompruner__groups``
 reaches the pruner's ``fit_resample`` (imbalanced-learn passes step
-parameters to ``fit`` only, and a sampler never sees them).
+parameters to ``fit`` only, and a sampler never sees them). With
+``correct_epochs=True`` it also trains a final skorch network for the
+paper's epochs at the fraction of rows the pruners kept.
 """
+
+import math
 
 import numpy as np
 from imblearn import pipeline as imblearn_pipeline
 from sklearn.utils.metadata_routing import _routing_enabled
+from sklearn.utils.validation import _num_samples
 
-__all__ = ["Pipeline", "make_pipeline"]
+__all__ = ["Pipeline", "corrected_epochs", "make_pipeline"]
+
+
+def corrected_epochs(epochs, density, rounding="round"):
+    """Epochs of a network trained on a fraction ``density`` of the data.
+
+    The paper (Vysogorets and Kempe) trains pruned runs for
+    ``E * (0.5 + 0.5 f) / f`` epochs, so that their number of optimizer steps
+    is halfway between the full run's and a run with the same number of
+    epochs. The DRoP authors' code floors it (``rounding="floor"``); skprune
+    rounds to the nearest.
+
+    Parameters
+    ----------
+    epochs : int
+        Epochs ``E`` of a training on all the data.
+    density : float in (0, 1]
+        Fraction ``f`` of the rows kept.
+    rounding : {"round", "floor"}, default="round"
+
+    Returns
+    -------
+    int
+        At least 1.
+
+    See Also
+    --------
+    Pipeline : ``correct_epochs=True`` trains the final network for these epochs.
+
+    Examples
+    --------
+    >>> from skprune import corrected_epochs
+    >>> corrected_epochs(160, 0.5), corrected_epochs(160, 0.3), corrected_epochs(160, 1.0)
+    (240, 347, 160)
+    """
+    exact = epochs * (0.5 + 0.5 * density) / density
+    # A tolerance keeps an exact whole number from flooring one below.
+    value = math.floor(exact + 1e-9) if rounding == "floor" else round(exact)
+    return max(1, value)
 
 
 class Pipeline(imblearn_pipeline.Pipeline):
@@ -37,11 +80,23 @@ class Pipeline(imblearn_pipeline.Pipeline):
         Caches the fitted transformers.
     verbose : bool, default=False
         Print the time each step takes.
+    correct_epochs : bool, default=False
+        Train a final skorch network for the paper's
+        ``corrected_epochs(max_epochs, f)`` epochs, ``f`` being the fraction of
+        the rows given to ``fit`` that reach it (the pruners' kept fraction):
+        pruned data then gets more optimizer steps, as in the paper, instead
+        of the same epochs on fewer rows. The network's ``max_epochs`` holds
+        the corrected value while it fits (so that callbacks reading it, such
+        as a learning-rate schedule in fractions of it, stretch too) and is
+        restored afterwards. Needs a skorch net as the final step.
 
     Attributes
     ----------
     named_steps : Bunch
         The steps by name.
+    final_epochs_ : int or None
+        The epochs the final network was trained for (with
+        ``correct_epochs=True``; ``None`` otherwise).
     classes_ : ndarray
         The classes of the final estimator, when it is a classifier.
     n_features_in_ : int
@@ -63,6 +118,17 @@ class Pipeline(imblearn_pipeline.Pipeline):
     (898, 1797)
     """
 
+    _parameter_constraints = {
+        **imblearn_pipeline.Pipeline._parameter_constraints,
+        "correct_epochs": ["boolean"],
+    }
+
+    def __init__(self, steps, *, transform_input=None, memory=None, verbose=False,
+                 correct_epochs=False):
+        super().__init__(steps, transform_input=transform_input, memory=memory,
+                         verbose=verbose)
+        self.correct_epochs = correct_epochs
+
     def fit(self, X, y=None, **params):
         """Fit every step in order, pruning with the samplers; returns ``self``.
 
@@ -76,7 +142,31 @@ class Pipeline(imblearn_pipeline.Pipeline):
         only_samplers = all(step in (None, "passthrough") or hasattr(step, "fit_resample")
                             for _, step in self.steps[:-1])
         _check_final_network(self._final_estimator, X if only_samplers else None, y)
-        return super().fit(X, y, **params)
+        self.final_epochs_ = None
+        self._n_fit_rows = _num_samples(X) if self.correct_epochs else None
+        if self.correct_epochs:
+            _check_corrects_epochs(self._final_estimator)
+        own_epochs = getattr(self._final_estimator, "max_epochs", None)
+        try:
+            return super().fit(X, y, **params)
+        finally:
+            # The corrected epochs hold for this fit only: the parameter is
+            # the user's, and a refit or a clone starts from it again.
+            self._n_fit_rows = None
+            if self.final_epochs_ is not None:
+                self._final_estimator.max_epochs = own_epochs
+
+    def _fit(self, X, y=None, routed_params=None, raw_params=None):
+        Xt, yt = super()._fit(X, y, routed_params, raw_params=raw_params)
+        if getattr(self, "_n_fit_rows", None) and self._final_estimator != "passthrough":
+            # Set on the net itself (not passed to its fit), so that callbacks
+            # that read max_epochs, such as a schedule of fractions of it
+            # (StepDecay), stretch with the training.
+            final = self._final_estimator
+            self.final_epochs_ = corrected_epochs(final.max_epochs,
+                                                  _num_samples(Xt) / self._n_fit_rows)
+            final.max_epochs = self.final_epochs_
+        return Xt, yt
 
     def _check_method_params(self, method, props, **kwargs):
         params = super()._check_method_params(method, props, **kwargs)
@@ -84,6 +174,18 @@ class Pipeline(imblearn_pipeline.Pipeline):
             for name, step_params in params.items():
                 step_params["fit_resample"].update(step_params["fit"])
         return params
+
+
+def _check_corrects_epochs(estimator):
+    from skorch import NeuralNet
+
+    if not isinstance(estimator, NeuralNet):
+        raise ValueError(
+            "correct_epochs=True trains the final step for more epochs on pruned data, so "
+            "it must be a skorch net (trained for max_epochs epochs); got "
+            f"{type(estimator).__name__}. Set correct_epochs=False, or end the pipeline "
+            "with a skorch NeuralNetClassifier."
+        )
 
 
 def _check_final_network(estimator, X, y):
@@ -121,7 +223,8 @@ def _check_final_network(estimator, X, y):
         )
 
 
-def make_pipeline(*steps, memory=None, transform_input=None, verbose=False):
+def make_pipeline(*steps, memory=None, transform_input=None, verbose=False,
+                  correct_epochs=False):
     """Construct a :class:`Pipeline` from the given estimators, named after their classes.
 
     Parameters
@@ -135,6 +238,9 @@ def make_pipeline(*steps, memory=None, transform_input=None, verbose=False):
         estimator (requires metadata routing).
     verbose : bool, default=False
         Print the time each step takes.
+    correct_epochs : bool, default=False
+        Train a final skorch network for the paper's epochs at the kept
+        fraction (see :class:`Pipeline`).
 
     Returns
     -------
@@ -154,4 +260,5 @@ def make_pipeline(*steps, memory=None, transform_input=None, verbose=False):
     """
     # imbalanced-learn names the steps; the pipeline is skprune's.
     named = imblearn_pipeline.make_pipeline(*steps).steps
-    return Pipeline(named, memory=memory, transform_input=transform_input, verbose=verbose)
+    return Pipeline(named, memory=memory, transform_input=transform_input, verbose=verbose,
+                    correct_epochs=correct_epochs)

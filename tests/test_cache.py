@@ -408,7 +408,7 @@ def test_unhashable_data_is_scored_without_cache(digits):
     dataset = UnpicklableDataset(X[:300], y[:300])
     pruner = EL2NPruner(make_tiny_net(max_epochs=2), n_runs=1, epochs=1, density=0.5,
                         quota="metriq", random_state=0)
-    with pytest.warns(UserWarning, match="cannot see the content of a UnpicklableDataset"):
+    with pytest.warns(UserWarning, match="cannot see the content of an UnpicklableDataset"):
         subset, _ = pruner.fit_resample(dataset, y[:300])
     assert len(subset) == 150
 

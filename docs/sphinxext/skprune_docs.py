@@ -58,7 +58,7 @@ def _public_names(module):
     return sorted(names, key=lambda name: (not name[:1].isupper(), name.lower()))
 
 
-def _autosummary(module_name, names, template=None):
+def _autosummary(module_name, names, template=None, caption=None):
     lines = [
         f".. currentmodule:: {module_name}",
         "",
@@ -66,6 +66,10 @@ def _autosummary(module_name, names, template=None):
         "   :toctree: generated/",
         "   :nosignatures:",
     ]
+    if caption:
+        # The toctree's caption heads its group of names in the sidebar,
+        # which would otherwise list every public name in one flat run.
+        lines.append(f"   :caption: {caption}")
     if template:
         lines.append(f"   :template: {template}")
     lines.append("")
@@ -126,13 +130,13 @@ def build_api_sections(app, config):
         lines += _heading(title, "-")
         if description:
             lines += [description.strip(), ""]
-        for module_name, present in by_module.items():
-            lines += _autosummary(module_name, present)
+        for position, (module_name, present) in enumerate(by_module.items()):
+            lines += _autosummary(module_name, present, caption=None if position else title)
 
     unlisted = [name for name in exported if name not in listed]
     if unlisted:
         lines += _heading(OTHER_SECTION, "-")
-        lines += _autosummary("skprune", _sort(unlisted))
+        lines += _autosummary("skprune", _sort(unlisted), caption=OTHER_SECTION)
 
     for module_name, title, description in config.skprune_api_modules:
         try:
@@ -149,7 +153,7 @@ def build_api_sections(app, config):
         if description:
             lines += [description.strip(), ""]
         if names:
-            lines += _autosummary(module_name, names)
+            lines += _autosummary(module_name, names, caption=title)
         else:
             logger.warning(
                 "module %s exports no public names", module_name,

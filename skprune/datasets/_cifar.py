@@ -4,6 +4,7 @@ import pickle
 
 import numpy as np
 
+from ..exceptions import with_article
 from ._base import (
     DatasetFormatError,
     DatasetNotFoundError,
@@ -224,7 +225,7 @@ def _unpickle(path, how_to_get):
         ) from None
     if not isinstance(content, dict):
         raise DatasetFormatError(
-            f"{path} holds a {type(content).__name__}, not the dict of a CIFAR batch. "
+            f"{path} holds {with_article(type(content).__name__)}, not the dict of a CIFAR batch. "
             f"The file is corrupted or from another dataset. {how_to_get}"
         )
     return {_as_str(key): value for key, value in content.items()}

@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
+from ..exceptions import with_article
 from ._base import (
     DATA_ENV,
     DatasetFormatError,
@@ -159,13 +160,13 @@ def _load(files):
         images_path, labels_path = files[images_stem], files[labels_stem]
         if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != _IMAGE_SIZE:
             raise DatasetFormatError(
-                f"{images_path} holds a {images.dtype} array of shape {images.shape}; "
+                f"{images_path} holds {with_article(images.dtype)} array of shape {images.shape}; "
                 "expected uint8 images of shape (n, 28, 28). The file is corrupted or "
                 "is not the file it is named after: download it again."
             )
         if labels.dtype != np.uint8 or labels.ndim != 1:
             raise DatasetFormatError(
-                f"{labels_path} holds a {labels.dtype} array of shape {labels.shape}; "
+                f"{labels_path} holds {with_article(labels.dtype)} array of shape {labels.shape}; "
                 "expected uint8 labels of shape (n,). The file is corrupted or is not "
                 "the file it is named after: download it again."
             )

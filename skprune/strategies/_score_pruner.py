@@ -28,11 +28,21 @@ class ScorePruner(DataPruner):
     {density}
     {quota}
     {selection}
-    {random_state}
+    random_state : int, RandomState instance or None, default=None
+        Seeds the tie breaks between equal scores and, with
+        ``quota="metriq"``, MetriQ's networks (the scores themselves are
+        given, never drawn). Only an integer seed makes MetriQ's recalls
+        cacheable. A fit leaves the global random states as it found them;
+        ``None`` draws the fit's seed from numpy's global generator.
     memory : None, str, path or joblib.Memory, default=None
         Cache for MetriQ recalls (given scores are never cached).
-    {n_jobs}
-    {verbose}
+    n_jobs : int or None, default=None
+        Kept for the interface every pruner shares; a ``ScorePruner`` trains
+        no query networks, so it changes nothing (MetriQ's networks train
+        one after another).
+    verbose : int, default=0
+        0: silent; 1: a progress bar over MetriQ's networks, when it trains
+        any.
 
     {scores_attribute}
         The scores, as floats.
