@@ -264,7 +264,7 @@ def train_query_net(estimator, X, y, seed, *, owner, epochs=None, callbacks=(), 
     check_skorch_classifier(estimator, owner)
     kind = require_output_kind(estimator.criterion, owner)
     shared = _SHARED_VALIDATION.get()
-    if shared is not None and epochs != 0:
+    if shared is not None and epochs != 0 and shared.every_epoch:
         predictions = EpochPredictions(shared.X_val)
         callbacks = [*callbacks, ("skprune_shared_validation", predictions)]
     net = make_query_net(estimator, owner=owner, callbacks=callbacks, **params)
@@ -274,8 +274,14 @@ def train_query_net(estimator, X, y, seed, *, owner, epochs=None, callbacks=(), 
     initialize_checked(net, X, target, kind, seed, owner=owner)
     if epochs != 0:
         fit_query_net(net, X, target, seed, epochs=epochs)
-        if shared is not None:
+        if shared is not None and shared.every_epoch:
             shared.networks.append(predictions.predictions_)
+        elif shared is not None:
+            # One pass over the validation rows, after training, as MetriQ's
+            # own networks predict with epoch="last"; the random states are
+            # preserved so that whatever the strategy draws next is unchanged.
+            with preserved_random_state():
+                shared.networks.append(predict_classes(net, shared.X_val)[np.newaxis])
     return net, kind
 
 
@@ -314,10 +320,10 @@ class EpochPredictions(Callback):
 
 
 class _SharedValidation:
-    """The validation rows query networks predict, and what they predicted."""
+    """The validation rows query networks predict, when, and what they predicted."""
 
-    def __init__(self, X_val):
-        self.X_val = X_val
+    def __init__(self, X_val, every_epoch):
+        self.X_val, self.every_epoch = X_val, every_epoch
         self.networks = []
 
 
@@ -325,8 +331,8 @@ _SHARED_VALIDATION = contextvars.ContextVar("skprune_shared_validation", default
 
 
 @contextmanager
-def predicting_validation(X_val):
-    """Within, every query network trained also predicts ``X_val`` after each epoch.
+def predicting_validation(X_val, every_epoch=True):
+    """Within, every query network trained also predicts ``X_val``.
 
     This is how MetriQ reads class recall from a strategy's own query
     networks instead of training networks of its own: the pruner scores
@@ -336,14 +342,18 @@ def predicting_validation(X_val):
     Parameters
     ----------
     X_val : array-like or torch Dataset
+    every_epoch : bool, default=True
+        Predict after every epoch (to find the most accurate one), or only
+        once, after training: one pass over ``X_val`` instead of one per
+        epoch, all that a recall read after the last epoch needs.
 
     Yields
     ------
     list of ndarray of int64, shape (n_epochs, n_val)
         One entry per network trained (networks trained for 0 epochs leave
-        none).
+        none); with ``every_epoch=False``, ``n_epochs`` is 1.
     """
-    shared = _SharedValidation(X_val)
+    shared = _SharedValidation(X_val, every_epoch)
     token = _SHARED_VALIDATION.set(shared)
     try:
         yield shared.networks

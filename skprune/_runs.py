@@ -42,9 +42,10 @@ def run_scores(pruner, context, seeds, validation=None):
     seeds : list of int
         One seed per run.
     validation : SharedValidation or None
-        Validation rows that every run's query network also predicts after
-        each epoch (for MetriQ to read class recall from them); their
-        predictions are cached beside the scores.
+        Validation rows that every run's query network also predicts, after
+        each epoch or only after training (``validation.every_epoch``), for
+        MetriQ to read class recall from them; their predictions are cached
+        beside the scores.
 
     Returns
     -------
@@ -52,7 +53,8 @@ def run_scores(pruner, context, seeds, validation=None):
     predictions : list of dict or None
         With ``validation``: for every run, the validation predictions of its
         query network at its last epoch (``"last"``) and at its epoch of best
-        validation accuracy (``"best"``); ``None`` when a run trained no
+        validation accuracy (``"best"``, the same as ``"last"`` where only
+        the trained network predicted); ``None`` when a run trained no
         network, or without ``validation``.
     """
     owner, n_samples = context.owner, context.n_samples
@@ -79,7 +81,8 @@ def run_scores(pruner, context, seeds, validation=None):
         predicted = [
             CacheEntry(
                 pruner.memory,
-                (*key, "validation predictions", validation.key)
+                (*key, "validation predictions", validation.key,
+                 "every epoch" if validation.every_epoch else "after training")
                 if cacheable and validation.key is not None else None,
                 schema=Schema(last=("int64", (n_val,)), best=("int64", (n_val,))),
                 what=f"{owner}'s validation predictions",
@@ -121,10 +124,14 @@ class SharedValidation:
         best accuracy.
     key : object or None
         Content key of ``X_val`` for the cache; ``None``: not cached.
+    every_epoch : bool, default=True
+        Whether the networks predict ``X_val`` after every epoch (to find
+        the most accurate one), or once, after training.
     """
 
-    def __init__(self, X_val, target, key):
+    def __init__(self, X_val, target, key, every_epoch=True):
         self.X_val, self.target, self.key = X_val, np.asarray(target, dtype=np.int64), key
+        self.every_epoch = every_epoch
 
 
 def _last_and_best(networks, target):
@@ -172,26 +179,31 @@ def _compute_runs(pruner, context, seeds, validation=None):
     run is seeded on its own, so the scores are those of the sequential
     runs.
     """
-    X_val = None if validation is None else validation.X_val
+    # What the query networks predict, and when: plain data, for workers.
+    watched = None if validation is None else (validation.X_val, validation.every_epoch)
     n_jobs = 1 if pruner.n_jobs is None else pruner.n_jobs
     if len(seeds) <= 1 or effective_n_jobs(n_jobs) == 1:
         for position, seed in enumerate(seeds):
-            yield position, _score_run(pruner, context.X, context.y, seed, X_val)
+            yield position, _score_run(pruner, context.X, context.y, seed, watched)
         return
     devices = _run_devices(pruner.estimator, len(seeds))
     threads = max(1, torch.get_num_threads() // min(effective_n_jobs(n_jobs), len(seeds)))
     tasks = (delayed(_score_run_in_worker)(pruner, context.X, context.y, seed, device, threads,
-                                           X_val)
+                                           watched)
              for seed, device in zip(seeds, devices, strict=True))
     yield from enumerate(Parallel(n_jobs=n_jobs, return_as="generator",
                                   **worker_initializer())(tasks))
 
 
-def _score_run(pruner, X, y, seed, X_val=None):
-    """One run's scores, and the validation predictions of the networks it trained."""
-    if X_val is None:
+def _score_run(pruner, X, y, seed, watched=None):
+    """One run's scores, and the validation predictions of the networks it trained.
+
+    ``watched`` is ``None`` or ``(X_val, every_epoch)``, the arguments of
+    :func:`skprune._query_training.predicting_validation`.
+    """
+    if watched is None:
         return pruner._score_run(X, y, seed), []
-    with predicting_validation(X_val) as networks:
+    with predicting_validation(*watched) as networks:
         scores = pruner._score_run(X, y, seed)
     return scores, networks
 
@@ -205,14 +217,14 @@ def _run_devices(estimator, n_runs):
     return [None] * n_runs
 
 
-def _score_run_in_worker(pruner, X, y, seed, device, threads, X_val=None):
+def _score_run_in_worker(pruner, X, y, seed, device, threads, watched=None):
     """One run in a worker process, on ``device`` with ``threads`` torch threads."""
     torch.set_num_threads(threads)
     if device is not None:
         # The worker's own copy of the pruner: its estimator may be changed.
         pruner.estimator.set_params(device=device)
     with preserved_random_state():
-        return _score_run(pruner, X, y, seed, X_val)
+        return _score_run(pruner, X, y, seed, watched)
 
 
 def _warn_collapsed(scores, owner, continuous):

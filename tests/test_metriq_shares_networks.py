@@ -1,12 +1,14 @@
 """MetriQ reads recall from the strategy's own query networks: one training, not two."""
 
+from contextlib import contextmanager
+
 import numpy as np
 import pytest
 from conftest import make_tiny_net, small_imbalanced
 from skorch.callbacks import Callback
 
 from skprune import EL2NPruner, ForgettingPruner, MetriQ, RandomPruner
-from skprune import _query_training
+from skprune import _runs
 from skprune.cache import clear_process_cache
 
 pytestmark = pytest.mark.usefixtures("fresh_cache")
@@ -36,13 +38,15 @@ def counting_net(**params):
 def captured(monkeypatch):
     """Every validation prediction of every shared query network, as trained."""
     seen = []
-    original = _query_training.EpochPredictions.on_train_end
+    original = _runs.predicting_validation
 
-    def on_train_end(self, net, **kwargs):
-        original(self, net, **kwargs)
-        seen.append(self.predictions_.copy())
+    @contextmanager
+    def recording(*args, **kwargs):
+        with original(*args, **kwargs) as networks:
+            yield networks
+        seen.extend(predictions.copy() for predictions in networks)
 
-    monkeypatch.setattr(_query_training.EpochPredictions, "on_train_end", on_train_end)
+    monkeypatch.setattr(_runs, "predicting_validation", recording)
     TrainingCounter.trainings = []
     return seen
 
@@ -55,6 +59,8 @@ def test_forgetting_with_metriq_trains_one_network_and_reads_its_recalls(capture
     assert len(TrainingCounter.trainings) == 1
     assert shared.quota_.shared_networks_
     (predictions,) = captured
+    # epoch="last": one pass over the validation rows, after training.
+    assert predictions.shape == (1, y_val.shape[0])
     last = predictions[-1]
     expected = {k: float(np.mean(last[y_val == k] == k)) for k in range(3)}
     assert shared.class_recall_ == pytest.approx(expected)
@@ -75,6 +81,7 @@ def test_best_epoch_and_several_runs(captured):
                         quota=MetriQ(validation=(X_val, y_val), epoch="best")).fit(X, y)
     assert len(TrainingCounter.trainings) == 2
     assert len(captured) == 2
+    assert all(predictions.shape == (3, y_val.shape[0]) for predictions in captured)
     recalls = []
     for predictions in captured:
         best = predictions[int(np.argmax((predictions == y_val).sum(axis=1)))]
@@ -125,3 +132,22 @@ def test_random_pruner_and_another_estimator_train_their_own(captured):
                                           validation=(X_val, y_val))).fit(X, y)
     assert not other.quota_.shared_networks_
     assert len(TrainingCounter.trainings) == 2
+
+
+def test_last_epoch_predictions_are_not_read_as_best(captured, tmp_path):
+    X, y, X_val, y_val = data()
+    net = counting_net()
+    ForgettingPruner(net, density=0.4, random_state=0, memory=tmp_path,
+                     quota=MetriQ(validation=(X_val, y_val))).fit(X, y)
+    assert len(TrainingCounter.trainings) == 1
+    # Predictions made once after training cannot tell the best epoch: the
+    # best-epoch rule trains again (the scores alone come from the cache).
+    clear_process_cache()
+    best = ForgettingPruner(net, density=0.4, random_state=0, memory=tmp_path,
+                            quota=MetriQ(validation=(X_val, y_val), epoch="best")).fit(X, y)
+    assert len(TrainingCounter.trainings) == 2
+    assert captured[-1].shape == (6, y_val.shape[0])
+    hits = (captured[-1] == y_val).sum(axis=1)
+    chosen = captured[-1][int(np.argmax(hits))]
+    expected = {k: float(np.mean(chosen[y_val == k] == k)) for k in range(3)}
+    assert best.class_recall_ == pytest.approx(expected)

@@ -164,8 +164,9 @@ class MetriQ(BaseQuota):
         MetriQ would train: with an explicit ``validation=(X_val, y_val)``
         and MetriQ's estimator the pruner's (``estimator=None``, or the very
         same object), every query network the strategy trains on all the
-        rows also predicts the validation set after each epoch, and MetriQ
-        reads its recalls there (at the ``epoch`` asked, averaged over the
+        rows also predicts the validation set (after each epoch with
+        ``epoch="best"``, once after training with ``epoch="last"``), and
+        MetriQ reads its recalls there (at the ``epoch`` asked, averaged over the
         strategy's runs: its ``n_runs``, not MetriQ's) as the DRoP authors
         do. One training, not two. With EL2N and GraNd those are their
         early-training networks. Not possible with a hold-out or folds (the
@@ -316,7 +317,10 @@ class MetriQ(BaseQuota):
             key = fingerprint(X_val) if context.data_key is not None else None
         except UncacheableError:
             key = None
-        return SharedValidation(X_val, np.where(seen, position, -1), key)
+        # A recall read after the last epoch needs one prediction pass per
+        # network, not one per epoch.
+        return SharedValidation(X_val, np.where(seen, position, -1), key,
+                                every_epoch=self.epoch == "best")
 
     def _shared_evidence(self, context):
         """Evidence from the pruner's own query networks' validation predictions."""
