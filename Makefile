@@ -44,7 +44,9 @@ fashion-mnist:
 demo: $(STAMP) fashion-mnist
 	$(RUN) -m benchmarks.fairness --preset demo --out results/demo
 
+# Lint first (pyproject.toml's [tool.ruff]), then the tests.
 test: $(STAMP)
+	$(PY) -m ruff check .
 	$(RUN) -m pytest -n 2 -q
 
 # The GPU check: one JSON file of speed measurements (benchmarks/gpu_check.py).

@@ -23,8 +23,8 @@ from skprune.models import MODELS, StepDecay, make_net
 from ._config import BenchmarkConfig, Cell, InvalidConfigError, corrected_epochs
 from ._data import load_benchmark_data, split_test_set
 from ._registry import (
-    METRIQ_RULES,
     FULL_GROUP_BALANCED,
+    METRIQ_RULES,
     NO_STRATEGY,
     PROTOCOLS,
     REFERENCES,
@@ -396,7 +396,7 @@ def run_cell(settings, cell, cache_dir, fingerprint, torch_threads=None):
     names = class_names(data)
     if pruner is None:
         labels, kept = np.unique(data.y_train, return_counts=True)
-        class_counts = dict(zip(labels.tolist(), kept.tolist()))
+        class_counts = dict(zip(labels.tolist(), kept.tolist(), strict=True))
     else:
         class_counts = pruner.class_counts_
     validation_recall = getattr(pruner, "class_recall_", None)
@@ -507,7 +507,8 @@ def group_fields(data, y_true, y_pred, groups, pruner):
         "group_accuracy_gap": report["gap"],
         "mean_group_accuracy": report["mean"],
         "group_recall": {names[label]: value for label, value in report["group_recall"].items()},
-        "group_counts": {names[label]: int(count) for label, count in zip(labels.tolist(), kept)},
+        "group_counts": {names[label]: int(count)
+                         for label, count in zip(labels.tolist(), kept, strict=True)},
     }
 
 
@@ -516,7 +517,7 @@ def group_names(data):
     labels = np.unique(np.concatenate([data.groups_train, data.groups_test])).tolist()
     names = getattr(data, "group_names", None)
     if names is not None and len(names) == len(labels):
-        return {label: str(name) for label, name in zip(labels, names)}
+        return {label: str(name) for label, name in zip(labels, names, strict=True)}
     return {label: str(label) for label in labels}
 
 
@@ -565,4 +566,4 @@ def class_names(data):
     names = getattr(data, "class_names", None)
     if names is None or len(names) != len(data.classes):
         return {label: str(label) for label in data.classes.tolist()}
-    return {label: str(name) for label, name in zip(data.classes.tolist(), names)}
+    return {label: str(name) for label, name in zip(data.classes.tolist(), names, strict=True)}

@@ -165,7 +165,7 @@ def _load(dataset, data_root):
         except RegistryError as exc:
             raise InvalidConfigError(str(exc)) from None
         if isinstance(loaded, tuple) and len(loaded) == 4:
-            loaded = dict(zip(_FIELDS, loaded))
+            loaded = dict(zip(_FIELDS, loaded, strict=True))
         if not isinstance(loaded, dict):
             raise InvalidConfigError(
                 f"--dataset {dataset} must return a dict (or Bunch) with {', '.join(_FIELDS)}, "

@@ -365,7 +365,8 @@ def recorder_overhead(network, n_samples, epochs, repeats, warmup_batches, devic
                 recorder = dict(net.callbacks_)["dynamics"]
                 recorded_shape = list(recorder.proba_.shape)
     without, with_ = seconds[False], seconds[True]
-    ratios = [with_time / without_time for with_time, without_time in zip(with_, without)]
+    ratios = [with_time / without_time
+              for with_time, without_time in zip(with_, without, strict=True)]
     return {
         "settings": {**network.settings(), "n_samples": n_samples, "epochs": epochs,
                      "repeats": repeats, "warmup_samples": n_warmup, "record": "train",

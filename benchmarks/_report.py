@@ -199,7 +199,7 @@ def to_latex(table, metric, title, note=None):
             continue
         body[column] = [
             f"\\textbf{{{text}}}" if (index, column) in best else text
-            for index, text in zip(body.index, body[column].str.replace("±", "$\\pm$"))
+            for index, text in zip(body.index, body[column].str.replace("±", "$\\pm$"), strict=True)
         ]
     body.index.name = None
     body.columns.name = None
@@ -401,7 +401,7 @@ def _plot(summary, methods, title):
     axes = figure.subplots(1, len(panels))
     plotted = summary[summary["method"].isin(methods["method"])]
     densities = sorted(plotted["density"].unique())
-    for axis, (metric, label) in zip(axes, panels.items()):
+    for axis, (metric, label) in zip(axes, panels.items(), strict=True):
         part = summary[summary["metric"] == metric]
         for record in methods.itertuples(index=False):
             style = method_style(record.protocol, record.strategy, record.by)
@@ -474,10 +474,10 @@ def _plot_class_density(rows):
     colors = matplotlib.colormaps["viridis"](
         [0.85 * i / max(len(densities) - 1, 1) for i in range(len(densities))])
     positions = range(len(classes))
-    for axis, method in zip(axes, methods):
+    for axis, method in zip(axes, methods, strict=False):
         own = kept[kept["method"] == method]
         for density, color, marker, linestyle in zip(
-                densities, colors, _DENSITY_MARKERS * 2, _DENSITY_LINESTYLES * 2):
+                densities, colors, _DENSITY_MARKERS * 2, _DENSITY_LINESTYLES * 2, strict=False):
             fraction = own[own["density"] == density].set_index("class")["fraction"]
             axis.axhline(density, color=color, linestyle=":", linewidth=0.8)
             axis.plot(positions, fraction.reindex(classes), color=color, marker=marker,

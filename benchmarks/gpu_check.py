@@ -325,7 +325,7 @@ class Report:
         self.data = {
             "schema_version": SCHEMA_VERSION,
             "status": "running",
-            "started_at": datetime.datetime.now(datetime.timezone.utc).isoformat(
+            "started_at": datetime.datetime.now(datetime.UTC).isoformat(
                 timespec="seconds"),
             "total_seconds": 0.0,
             "argv": list(argv),

@@ -17,7 +17,6 @@ rule runs only the new cells.
 """
 
 import argparse
-import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -212,7 +211,8 @@ def build_parser():
     parser.add_argument("--configs", nargs="+", choices=list(CONFIGS), default=list(CONFIGS))
     parser.add_argument("--rules", nargs="+", choices=[DEFAULT_RULE, *METRIQ_RULES],
                         default=list(RULES), help="MetriQ rules to compare (default: "
-                        f"{' '.join(RULES)}; also {' '.join(sorted(set(METRIQ_RULES) - set(RULES)))})")
+                        f"{' '.join(RULES)}; also "
+                        f"{' '.join(sorted(set(METRIQ_RULES) - set(RULES)))})")
     parser.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS))
     parser.add_argument("--densities", nargs="+", type=float, default=list(DENSITIES))
     parser.add_argument("--n-jobs", type=int, default=-1, help="cells at once (default: "

@@ -123,7 +123,8 @@ def _mathjax_source():
         dist = metadata.distribution(MATHJAX_DISTRIBUTION)
     except metadata.PackageNotFoundError:
         dist = None
-    source = None if dist is None else Path(dist.locate_file("sphinx-mathjax-offline/static/mathjax"))
+    source = (None if dist is None
+              else Path(dist.locate_file("sphinx-mathjax-offline/static/mathjax")))
     if source is None or not (source / "tex-chtml.js").is_file():
         raise RuntimeError(
             f"The docs ship MathJax from the {MATHJAX_DISTRIBUTION!r} package, which is not "

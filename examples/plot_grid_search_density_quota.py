@@ -100,7 +100,7 @@ table = results.pivot_table(
     values="mean_test_worst_class_recall", sort=False,
 ).round(3)
 table.columns.name = "density"
-table
+print(table)
 
 # %%
 # At the lowest densities, MetriQ is the worst of the quotas: it starves the

@@ -92,7 +92,7 @@ for s, seed in enumerate(seeds):
 
 fig, axes = plt.subplots(1, 2, figsize=(9, 3.5), layout="constrained")
 for name in names:
-    for ax, metric in zip(axes, (accuracy, worst)):
+    for ax, metric in zip(axes, (accuracy, worst), strict=True):
         mean = metric[name].mean(axis=0)
         ax.plot(densities, mean, marker="o", label=name)
         ax.fill_between(densities, metric[name].min(axis=0), metric[name].max(axis=0),

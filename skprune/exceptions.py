@@ -86,7 +86,7 @@ class StarvedGroupWarning(UserWarning):
 def _starved_message(who, names, groups, kept, sizes, density, hint):
     one = len(names) == 1
     detail = ", ".join(f"{name}: {count} of {size}"
-                       for name, count, size in zip(names, kept, sizes))
+                       for name, count, size in zip(names, kept, sizes, strict=True))
     return (
         f"{who} cuts {names} to {'its' if one else 'their'} guaranteed minimum or below a "
         f"tenth of the overall density {density:g} (kept {detail}). Models trained on this "

@@ -20,7 +20,7 @@ def class_recall(y_true, y_pred, labels=None):
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     labels = np.unique(y_true) if labels is None else np.asarray(labels)
     recall = recall_score(y_true, y_pred, labels=labels, average=None, zero_division=0.0)
-    return dict(zip(labels.tolist(), np.asarray(recall, dtype=float).tolist()))
+    return dict(zip(labels.tolist(), np.asarray(recall, dtype=float).tolist(), strict=True))
 
 
 def class_recall_report(y_true, y_pred, labels=None):

@@ -171,7 +171,7 @@ class Pipeline(imblearn_pipeline.Pipeline):
     def _check_method_params(self, method, props, **kwargs):
         params = super()._check_method_params(method, props, **kwargs)
         if not _routing_enabled():
-            for name, step_params in params.items():
+            for step_params in params.values():
                 step_params["fit_resample"].update(step_params["fit"])
         return params
 

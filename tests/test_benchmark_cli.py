@@ -293,7 +293,7 @@ def fashion_mnist_root(root, damaged):
     """Four small, valid Fashion-MNIST files, gzipped, with ``damaged`` bytes as the first."""
     root.mkdir()
     images, labels = np.zeros((20, 28, 28)), np.arange(20) % 10
-    for stem, array in zip(FASHION_MNIST_FILES, (images, labels, images, labels)):
+    for stem, array in zip(FASHION_MNIST_FILES, (images, labels, images, labels), strict=True):
         (root / f"{stem}.gz").write_bytes(gzip.compress(idx_bytes(array)))
     first = root / f"{FASHION_MNIST_FILES[0]}.gz"
     first.write_bytes(damaged(first.read_bytes()))
@@ -309,7 +309,8 @@ def fashion_mnist_root(root, damaged):
 def test_damaged_dataset_file_names_it(tmp_path, capsys, damaged):
     first = fashion_mnist_root(tmp_path / "fm", damaged)
     status, err = run(capsys, "--dataset", "fashion-mnist", "--model", "mlp", "--data-root",
-                      str(tmp_path / "fm"), "--out", str(tmp_path / "out"), "--no-progress", "--figure-formats", "png")
+                      str(tmp_path / "fm"), "--out", str(tmp_path / "out"), "--no-progress",
+                      "--figure-formats", "png")
     line = assert_one_line_error(status, err, first)
     assert "again" in line  # download it again
     assert not (tmp_path / "out").exists(), "nothing is written before the data loads"

@@ -12,7 +12,7 @@ import torch
 from sklearn.datasets import load_digits
 
 from benchmarks import fairness
-from benchmarks._cells import PrunerFactory, cell_inputs
+from benchmarks._cells import cell_inputs
 from benchmarks._config import BenchmarkConfig, corrected_epochs, parse_strategy_params
 from benchmarks._data import split_test_set
 from benchmarks._registry import PROTOCOLS, STRATEGIES
@@ -114,7 +114,8 @@ def test_strategy_params_parsing():
 def test_every_option_is_checked_before_the_first_cell(argv, message, tmp_path, capsys):
     out = tmp_path / "out"
     try:
-        status = fairness.main(["--preset", "smoke", "--out", str(out), "--no-progress", "--figure-formats", "png",
+        status = fairness.main(["--preset", "smoke", "--out", str(out), "--no-progress",
+                                "--figure-formats", "png",
                                 *argv])
     except SystemExit as exit_info:  # usage errors, from argparse
         status = exit_info.code
@@ -167,7 +168,8 @@ def test_own_npz_data_and_module_function_model(tmp_path, monkeypatch, capsys):
              X_test=(X[1200:] / 16), y_test=y[1200:], class_names=names)
     common = ["--strategies", "el2n", "--strategy-params", "el2n:n_runs=1",
               "--protocols", "Random", "Strategy", "--densities", "0.5", "--seeds", "0",
-              "--no-progress", "--figure-formats", "png", "--export-scores", "--lr", "0.2", "--batch-size", "32"]
+              "--no-progress", "--figure-formats", "png", "--export-scores", "--lr", "0.2",
+              "--batch-size", "32"]
     for dataset, out in ((str(tmp_path / "digits.npz"), tmp_path / "npz"),
                          ("own_model:data", tmp_path / "function")):
         status = fairness.main(["--dataset", dataset, "--model", "own_model:make",
@@ -369,6 +371,7 @@ def test_group_balanced_reference_draws_every_group_equally_often():
 
 def test_group_protocols_need_data_with_groups(tmp_path, capsys):
     status = fairness.main(["--preset", "smoke", "--protocols", "Random+GroupMetriQ",
-                            "--out", str(tmp_path / "x"), "--no-progress", "--figure-formats", "png"])
+                            "--out", str(tmp_path / "x"), "--no-progress",
+                            "--figure-formats", "png"])
     assert status == 1
     assert "has no groups" in capsys.readouterr().err

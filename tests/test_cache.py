@@ -79,7 +79,8 @@ def test_metriq_recall_reused_across_density_and_quota_objects():
     assert CountingTree.fits == 1
     # A different estimator parameter, different data or another seed train again.
     RandomPruner(CountingTree(max_depth=3), density=0.2, quota="metriq", random_state=0).fit(X, y)
-    RandomPruner(CountingTree(max_depth=2), density=0.2, quota="metriq", random_state=0).fit(X + 1, y)
+    RandomPruner(CountingTree(max_depth=2), density=0.2, quota="metriq",
+                 random_state=0).fit(X + 1, y)
     RandomPruner(CountingTree(max_depth=2), density=0.2, quota="metriq", random_state=1).fit(X, y)
     assert CountingTree.fits == 4
 
@@ -687,7 +688,7 @@ def test_a_planted_fifo_or_link_is_refused_without_blocking(stored_scores, tmp_p
     outcome = {}
     fit = threading.Thread(
         target=lambda: outcome.update(zip(("scores", "caught"),
-                                          refit_warnings(stored_scores, tmp_path))),
+                                          refit_warnings(stored_scores, tmp_path), strict=True)),
         daemon=True)
     fit.start()
     fit.join(60)

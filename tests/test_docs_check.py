@@ -76,7 +76,8 @@ def test_fewer_rendered_formulas_than_the_source_fails():
 
 
 def test_tex_error_fails():
-    dom = RENDERED.replace("<mjx-mi>k</mjx-mi>", "<mjx-merror>Undefined control sequence</mjx-merror>")
+    dom = RENDERED.replace("<mjx-mi>k</mjx-mi>",
+                           "<mjx-merror>Undefined control sequence</mjx-merror>")
     result = check_docs.check_page("guide.html", SOURCE, dom)
     assert any("TeX error" in problem for problem in result.problems)
 

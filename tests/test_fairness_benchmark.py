@@ -20,8 +20,8 @@ from benchmarks._config import (
     InvalidConfigError,
     corrected_epochs,
 )
-from benchmarks._report import METRICS
 from benchmarks._registry import strategy as registered_strategy
+from benchmarks._report import METRICS
 from benchmarks.presets import PRESETS
 from skprune.datasets import DATASETS, DatasetNotFoundError
 from skprune.models import MODELS, RECIPES, RecipeNet
@@ -64,7 +64,8 @@ def run_in_process(out, *options):
     """``main`` on the smoke preset; returns (exit status, trainings counted)."""
     with pytest.MonkeyPatch.context() as patch:
         trainings = count_trainings(patch)
-        status = fairness.main(["--preset", "smoke", "--out", str(out), "--no-progress", "--figure-formats", "png",
+        status = fairness.main(["--preset", "smoke", "--out", str(out), "--no-progress",
+                                "--figure-formats", "png",
                                 *options])
     return status, len(trainings)
 

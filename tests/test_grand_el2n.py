@@ -11,8 +11,8 @@ from sklearn.model_selection import GridSearchCV
 from skorch.callbacks import Callback
 
 from skprune import EL2NPruner, GraNdPruner, make_pipeline
-from skprune.exceptions import TrainingDivergedError
 from skprune.cache import clear_process_cache
+from skprune.exceptions import TrainingDivergedError
 
 PRUNERS = [GraNdPruner, EL2NPruner]
 

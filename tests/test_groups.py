@@ -34,7 +34,8 @@ def grouped(seed=0):
 
 
 @pytest.mark.parametrize("quota", [
-    "proportional", "balanced", "subg", {g: w for g, w in zip(range(6), (1, 2, 1, 2, 1, 3))},
+    "proportional", "balanced", "subg",
+    {g: w for g, w in zip(range(6), (1, 2, 1, 2, 1, 3), strict=True)},
     MetriQ(LogisticRegression(max_iter=300)),
     StrategyQ(RandomPruner(quota="balanced", random_state=1)),
 ], ids=["proportional", "balanced", "subg", "dict", "metriq", "strategyq"])

@@ -84,7 +84,7 @@ def test_same_seeded_pipeline_cold_and_warm_trains_identical_final_weights(small
     cold = weights_after_pipeline_fit(X, y, memory)
     warm = weights_after_pipeline_fit(X, y, memory)  # scores and recalls come from the cache
     assert len(cold) == len(warm)
-    for a, b in zip(cold, warm):
+    for a, b in zip(cold, warm, strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 

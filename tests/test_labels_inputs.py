@@ -21,8 +21,8 @@ from sklearn.preprocessing import FunctionTransformer, LabelEncoder, StandardSca
 from skorch import NeuralNetClassifier
 
 from skprune import EL2NPruner, RandomPruner, make_pipeline
-from skprune.utils._torch_data import net_inputs
 from skprune.models import MLP, RecipeNet, make_net
+from skprune.utils._torch_data import net_inputs
 
 NOT_WRITABLE = "The given NumPy array is not writable"
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "user_guide" / "pipelines.rst"

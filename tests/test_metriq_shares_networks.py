@@ -7,8 +7,7 @@ import pytest
 from conftest import make_tiny_net, small_imbalanced
 from skorch.callbacks import Callback
 
-from skprune import EL2NPruner, ForgettingPruner, MetriQ, RandomPruner
-from skprune import _runs
+from skprune import EL2NPruner, ForgettingPruner, MetriQ, RandomPruner, _runs
 from skprune.cache import clear_process_cache
 
 pytestmark = pytest.mark.usefixtures("fresh_cache")

@@ -83,7 +83,8 @@ def test_the_metadata_states_lower_bounds_only():
     for requirement in requirements:
         assert "==" not in requirement and "<" not in requirement, requirement
     assert project["requires-python"] == ">=3.11"
-    names = {req.split("[")[0].split(">")[0].split("=")[0].strip() for req in project["dependencies"]}
+    names = {req.split("[")[0].split(">")[0].split("=")[0].strip()
+             for req in project["dependencies"]}
     assert not names & set(BENCHMARK_ONLY + ("tabulate",))
     assert {"torch", "torchvision", "scikit-learn", "imbalanced-learn"} <= names
     constraints = (ROOT / "constraints.txt").read_text()
@@ -105,7 +106,8 @@ def test_the_wheel_installs_fits_and_needs_no_benchmark_dependency(wheel, tmp_pa
     env_dir = tmp_path / "env"
     venv.EnvBuilder(with_pip=False).create(env_dir)
     python = env_dir / "bin" / "python"
-    env_site = Path(_run([python, "-I", "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"]
+    env_site = Path(_run([python, "-I", "-c",
+                          "import sysconfig; print(sysconfig.get_path('purelib'))"]
                          ).stdout.strip())
     # The running interpreter's site-packages, appended after the new one's.
     dependencies = dict.fromkeys(

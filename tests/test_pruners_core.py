@@ -8,15 +8,13 @@ import pytest
 from conftest import make_tiny_net, small_imbalanced
 from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import GridSearchCV, StratifiedKFold
-from sklearn.tree import DecisionTreeClassifier
+from sklearn.model_selection import GridSearchCV
 
 from skprune import (
     CLASS_RECALL_SCORING,
     ClassRecallScorer,
     MetriQ,
     RandomPruner,
-    StrategyQ,
     make_pipeline,
 )
 
@@ -78,7 +76,8 @@ def test_input_types_round_trip():
 
 def test_pipeline_with_logistic_regression_and_skorch(digits):
     X, y = digits
-    pipe = make_pipeline(RandomPruner(density=0.3, random_state=0), LogisticRegression(max_iter=300))
+    pipe = make_pipeline(RandomPruner(density=0.3, random_state=0),
+                         LogisticRegression(max_iter=300))
     pipe.fit(X, y)
     assert pipe.score(X, y) > 0.9
     assert pipe.named_steps["randompruner"].sample_indices_.size == round(0.3 * len(y))

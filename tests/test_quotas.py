@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 import torch
 from conftest import RowCounter, make_tiny_net, small_imbalanced
-from scipy.stats import beta
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 from sklearn.tree import DecisionTreeClassifier
@@ -66,7 +65,8 @@ def test_a_starved_class_is_named_in_a_warning_and_a_healthy_split_is_silent(rec
     X, y = easy_third_class()
     with pytest.warns(StarvedGroupWarning, match=r"MetriQ cuts \[2\].*1 of 100"):
         RandomPruner(LogisticRegression(), density=0.4,
-                     quota=MetriQ(validation=0.3, error_rate="observed", floor=0.0), random_state=0).fit(X, y)
+                     quota=MetriQ(validation=0.3, error_rate="observed", floor=0.0),
+                     random_state=0).fit(X, y)
     RandomPruner(density=0.4, quota="proportional", random_state=0).fit(X, y)
     assert not [w for w in recwarn if issubclass(w.category, StarvedGroupWarning)]
     # A class whose even share is one row keeps it: not a cut.
@@ -352,7 +352,8 @@ def test_metriq_without_evidence_keeps_every_class_at_the_same_density():
 def test_metriq_with_evidence_acts_on_the_shrunk_rates():
     X, y = easy_third_class()
     # 9, 9 and 0 errors among 50 validation samples each.
-    pruner = RandomPruner(LogisticRegression(), density=0.4, quota=MetriQ(validation=0.5, floor=0.0),
+    pruner = RandomPruner(LogisticRegression(), density=0.4,
+                          quota=MetriQ(validation=0.5, floor=0.0),
                           random_state=0).fit(X, y)
     quota = pruner.quota_
     assert quota.equal_rates_pvalue_ < 0.05

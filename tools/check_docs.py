@@ -80,7 +80,8 @@ RENDER_SCRIPT = """
   const startup = window.MathJax && window.MathJax.startup && window.MathJax.startup.promise;
   if (startup) {
     try {
-      const done = await Promise.race([startup.then(() => true), wait(%(timeout_ms)d).then(() => false)]);
+      const done = await Promise.race([startup.then(() => true),
+                                       wait(%(timeout_ms)d).then(() => false)]);
       if (!done) console.error("MathJax did not finish typesetting within %(timeout_ms)d ms");
     } catch (error) {
       console.error("MathJax failed: " + error);
@@ -510,7 +511,8 @@ def _page_events(events):
             )
         elif method == "Log.entryAdded" and params["entry"].get("level") == "error":
             entry = params["entry"]
-            errors.append(entry.get("text", "") + (f" ({entry['url']})" if entry.get("url") else ""))
+            url = f" ({entry['url']})" if entry.get("url") else ""
+            errors.append(entry.get("text", "") + url)
         elif method == "Network.requestWillBeSent":
             requests.append(params["request"]["url"])
     return errors, requests

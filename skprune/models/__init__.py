@@ -8,10 +8,10 @@ CPU settings.
 """
 
 from ._augment import AUGMENTATIONS, RandomCropFlip
+from ._lr_schedule import StepDecay
 from ._net import MODELS, RecipeNet, make_net
 from ._networks import MLP, VGG, ResNet18, SmallCNN, vgg16_bn, vgg19_bn
 from ._recipes import DEFAULT_RECIPES, RECIPES, Recipe
-from ._lr_schedule import StepDecay
 
 __all__ = [
     "AUGMENTATIONS",

@@ -12,9 +12,9 @@ from torch.nn.parameter import is_lazy
 
 from ..utils._devices import check_device, module_device, resolve_device
 from ._augment import AugmentedBatches, make_augmentation
+from ._lr_schedule import StepDecay
 from ._networks import MLP, VGG, ResNet18, SmallCNN
 from ._recipes import DEFAULT_RECIPES, RECIPES, Recipe
-from ._lr_schedule import StepDecay
 
 #: Device types on which ``amp=True`` does nothing: without bfloat16 units a
 #: CPU emulates it, and autocast makes convolutions there about ten times
@@ -538,7 +538,7 @@ def _net_array(X, owner):
                    for dtype in X.dtypes]
         if not all(numeric):
             bad = {str(column): str(dtype) for column, dtype, ok
-                   in zip(X.columns, X.dtypes, numeric) if not ok}
+                   in zip(X.columns, X.dtypes, numeric, strict=True) if not ok}
             raise ValueError(
                 f"{owner} turns a DataFrame into one float32 array, but these columns are "
                 f"not numeric: {dict(list(bad.items())[:5])}. Encode them first (e.g. "

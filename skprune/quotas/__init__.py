@@ -4,8 +4,8 @@ from sklearn.base import clone
 
 from ._allocation import allocate_class_counts
 from ._base import BaseQuota
-from ._fixed import BalancedQuota, GivenWeights, ProportionalQuota
 from ._error_rates import equal_rates_pvalue, error_rate_spread, error_weights
+from ._fixed import BalancedQuota, GivenWeights, ProportionalQuota
 from ._metriq import MetriQ
 from ._strategy_quota import StrategyQ
 from ._subg import SUBG

@@ -90,7 +90,8 @@ def _water_fill(class_sizes, weights, n_keep):
     def kept(lam):
         return np.where(positive, np.clip(lam * mass, 1.0, class_sizes), 1.0).sum()
 
-    kinks = np.unique(np.concatenate([1.0 / mass[positive], class_sizes[positive] / mass[positive]]))
+    kinks = np.unique(np.concatenate([1.0 / mass[positive],
+                                      class_sizes[positive] / mass[positive]]))
     totals = np.array([kept(lam) for lam in kinks])
     upper = np.searchsorted(totals, n_keep)  # first kink with kept >= n_keep
     if upper < kinks.size and totals[upper] == n_keep:

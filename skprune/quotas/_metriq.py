@@ -407,10 +407,11 @@ class MetriQ(BaseQuota):
             )
             recall = np.where(missing, recall[~missing].mean() if (~missing).any() else 0.0,
                               recall)
-        self.group_recall_ = dict(zip(labels.tolist(), recall.tolist()))
+        self.group_recall_ = dict(zip(labels.tolist(), recall.tolist(), strict=True))
         if context.groups is None:
             self.class_recall_ = self.group_recall_
-        self.n_validation_ = dict(zip(labels.tolist(), n_validation.astype(int).tolist()))
+        self.n_validation_ = dict(zip(labels.tolist(), n_validation.astype(int).tolist(),
+                                      strict=True))
         self.equal_rates_pvalue_ = None
         if self.error_rate == "shrunk" and self.significance is not None:
             self.equal_rates_pvalue_ = equal_rates_test(evidence, context.seed)

@@ -18,7 +18,6 @@ def _splits(validation, context):
         return
     # Stratified by group, so that every group has validation samples (the
     # groups are the classes unless the pruner was given groups).
-    n_groups = np.unique(groups).shape[0]
     kind = "classes" if context.groups is None else "groups"
     if isinstance(validation, numbers.Real) and not isinstance(validation, numbers.Integral):
         yield _hold_out(validation, context, X, y, groups, kind)

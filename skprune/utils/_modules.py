@@ -6,7 +6,6 @@ from contextlib import contextmanager
 
 import torch
 
-
 #: Outputs whose true-class probabilities skprune knows how to read.
 OUTPUT_KINDS = ("probabilities", "logits")
 
