@@ -47,10 +47,7 @@ PAGE_BLOCKS = {page: python_blocks(page.read_text()) for page in PAGES}
 RUN = [page for page, blocks in PAGE_BLOCKS.items()
        if any(not PACKAGE_FILE.match(block) for block in blocks)]
 #: Pages whose blocks are not yet complete programs, with the reason.
-PENDING = {
-    "scaling.rst": "the scaling guide (edited by the lead in this wave) still shows "
-                   "fragments: MyModule, a dask scheduler at scheduler-host",
-}
+PENDING = {}
 
 
 def page_param(page):
