@@ -20,7 +20,9 @@ proportional to the error rates.
 # ---------------------
 # Five classes from 2000 samples down to 125, and the validation recall a
 # model trained on all of them might reach: the small classes are the hard
-# ones. MetriQ's density weight is the error rate :math:`1 - r_k`.
+# ones. The paper's MetriQ density weight is the error rate :math:`1 - r_k`
+# (``MetriQ(error_rate="observed", floor=0)``; skprune's default also spreads
+# half of the budget proportionally).
 import matplotlib.pyplot as plt
 import numpy as np
 
