@@ -23,6 +23,42 @@ NEW_STRATEGIES = ["coreset", "prototype", "uncertainty", "aum"]
 #: setting against their code.
 DROP_FIDELITY = {"query_protocol": "drop", "test_split": "ordered", "epochs_rounding": "floor"}
 
+#: What the demo and the demo of skprune's own strategies share: Fashion-MNIST
+#: at a CPU's size, the demo's MLP, the paper's four protocols.
+_DEMO_SETTINGS = {
+    "dataset": "fashion-mnist",
+    "n_train": 10000,
+    "model": "mlp",
+    "recipe": "fashion-mnist-mlp",
+    "net_params": {"max_epochs": 6},
+    "protocols": ["Random", "Strategy", "Strategy+MetriQ", "Random+MetriQ"],
+    "densities": [0.2, 0.4, 0.7],
+    "seeds": [0, 1],
+    "epochs_correction": True,
+    "full_reference": True,
+    "n_jobs": -1,
+}
+#: The grid of the paper's figures: every protocol, five densities, three
+#: seeds, the epoch correction and the full-data reference.
+_PAPER_GRID = {
+    "protocols": ALL_PROTOCOLS,
+    "densities": [0.1, 0.3, 0.5, 0.7, 0.9],
+    "seeds": [0, 1, 2],
+    "epochs_correction": True,
+    "full_reference": True,
+}
+#: What the two paper presets share: the paper's grid and the DRoP authors'
+#: conventions (:data:`DROP_FIDELITY`).
+_PAPER_SETTINGS = {
+    "net_params": {},
+    "strategies": PAPER_STRATEGIES,
+    "strategy_params": {},
+    **_PAPER_GRID,
+    "n_jobs": 1,
+    **DROP_FIDELITY,
+}
+
+
 PRESETS = {
     # The tests run this one: every protocol, on data and a network small
     # enough that the whole grid takes seconds.
@@ -47,19 +83,9 @@ PRESETS = {
     # starves the easy classes: the paper's bias shows within minutes.
     "demo": {
         "description": "Fashion-MNIST, a CPU-sized MLP, EL2N and Forgetting, 2 seeds",
-        "dataset": "fashion-mnist",
-        "n_train": 10000,
-        "model": "mlp",
-        "recipe": "fashion-mnist-mlp",
-        "net_params": {"max_epochs": 6},
+        **_DEMO_SETTINGS,
         "strategies": ["el2n", "forgetting"],
         "strategy_params": {"el2n": {"n_runs": 3}, "forgetting": {"n_runs": 1}},
-        "protocols": ["Random", "Strategy", "Strategy+MetriQ", "Random+MetriQ"],
-        "densities": [0.2, 0.4, 0.7],
-        "seeds": [0, 1],
-        "epochs_correction": True,
-        "full_reference": True,
-        "n_jobs": -1,
         "fallback": {
             "dataset": "digits",
             "n_train": None,
@@ -70,19 +96,9 @@ PRESETS = {
     # The strategies skprune adds to the paper's, at the demo's size.
     "demo-strategies": {
         "description": "Fashion-MNIST, the demo's MLP, CoreSet/Prototype/Uncertainty/AUM",
-        "dataset": "fashion-mnist",
-        "n_train": 10000,
-        "model": "mlp",
-        "recipe": "fashion-mnist-mlp",
-        "net_params": {"max_epochs": 6},
+        **_DEMO_SETTINGS,
         "strategies": NEW_STRATEGIES,
         "strategy_params": {},
-        "protocols": ["Random", "Strategy", "Strategy+MetriQ", "Random+MetriQ"],
-        "densities": [0.2, 0.4, 0.7],
-        "seeds": [0, 1],
-        "epochs_correction": True,
-        "full_reference": True,
-        "n_jobs": -1,
     },
     # Group robustness: a shortcut attribute (a border) aligned with the
     # class in 95% of the training images, independent in the test set;
@@ -115,11 +131,7 @@ PRESETS = {
         "net_params": {},
         "strategies": PAPER_STRATEGIES + NEW_STRATEGIES,
         "strategy_params": {},
-        "protocols": ALL_PROTOCOLS,
-        "densities": [0.1, 0.3, 0.5, 0.7, 0.9],
-        "seeds": [0, 1, 2],
-        "epochs_correction": True,
-        "full_reference": True,
+        **_PAPER_GRID,
         "n_jobs": -1,
     },
     # The paper's Figures 1-2 (GPU-sized; data from --data-root). Training
@@ -129,31 +141,13 @@ PRESETS = {
         "dataset": "cifar100",
         "model": "vgg19",
         "recipe": "paper-cifar100-vgg19",
-        "net_params": {},
-        "strategies": PAPER_STRATEGIES,
-        "strategy_params": {},
-        "protocols": ALL_PROTOCOLS,
-        "densities": [0.1, 0.3, 0.5, 0.7, 0.9],
-        "seeds": [0, 1, 2],
-        "epochs_correction": True,
-        "full_reference": True,
-        "n_jobs": 1,
-        **DROP_FIDELITY,
+        **_PAPER_SETTINGS,
     },
     "paper-tinyimagenet-resnet18": {
         "description": "ResNet-18 on TinyImageNet with the paper's settings (GPU)",
         "dataset": "tiny-imagenet",
         "model": "resnet18",
         "recipe": "paper-tinyimagenet-resnet18",
-        "net_params": {},
-        "strategies": PAPER_STRATEGIES,
-        "strategy_params": {},
-        "protocols": ALL_PROTOCOLS,
-        "densities": [0.1, 0.3, 0.5, 0.7, 0.9],
-        "seeds": [0, 1, 2],
-        "epochs_correction": True,
-        "full_reference": True,
-        "n_jobs": 1,
-        **DROP_FIDELITY,
+        **_PAPER_SETTINGS,
     },
 }

@@ -37,6 +37,18 @@ class Substitution:
         return obj
 
 
+QUOTA_ATTRIBUTES = """\
+weights_ : ndarray of shape (n_groups,)
+    {weights}
+group_labels_ : ndarray of shape (n_groups,)
+    The groups (the classes, unless the pruner was given ``groups``)."""
+
+
+def quota_attributes(weights):
+    """A quota's ``weights_`` and ``group_labels_`` entries, ``weights_`` described as given."""
+    return Substitution(quota_attributes=QUOTA_ATTRIBUTES.replace("{weights}", weights))
+
+
 QUERY_ESTIMATOR = """\
 estimator : skorch.NeuralNetClassifier, default=None
     The query network. Its module must output probabilities with

@@ -5,7 +5,10 @@ from abc import ABCMeta, abstractmethod
 import numpy as np
 from sklearn.base import BaseEstimator
 
+from .._docstrings import quota_attributes
 
+
+@quota_attributes("Non-negative density weight of every group, aligned with ``group_labels_``.")
 class BaseQuota(BaseEstimator, metaclass=ABCMeta):
     """A rule that gives every group (by default, every class) a density weight.
 
@@ -21,11 +24,7 @@ class BaseQuota(BaseEstimator, metaclass=ABCMeta):
 
     Attributes
     ----------
-    weights_ : ndarray of shape (n_groups,)
-        Non-negative density weight of every group, aligned with
-        ``group_labels_``.
-    group_labels_ : ndarray of shape (n_groups,)
-        The groups (the classes, unless the pruner was given ``groups``).
+    {quota_attributes}
     """
 
     _parameter_constraints = {}

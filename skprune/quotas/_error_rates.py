@@ -13,6 +13,8 @@ import dataclasses
 
 import numpy as np
 
+from .._docstrings import Substitution
+
 
 @dataclasses.dataclass(frozen=True)
 class ErrorEvidence:
@@ -85,6 +87,13 @@ class ErrorEvidence:
         """The error rate of all rows together (smoothed), or 0 without rows."""
         errors, rows = self.smoothed()
         return float(errors.sum() / rows.sum()) if rows.sum() > 0 else 0.0
+
+
+#: The inputs of the functions that take validation recalls and their sizes.
+_with_validation_counts = Substitution(validation_counts="""\
+recall : ndarray of shape (n_groups,)
+n_validation : ndarray of shape (n_groups,)
+    Validation samples behind each recall, each predicted once.""")
 
 
 def spread_moments(evidence):
@@ -208,14 +217,13 @@ def _draw_tables(rows, column, n_draws, random_state):
     return tables
 
 
+@_with_validation_counts
 def error_weights(recall, n_validation, error_rate="shrunk", smoothing=0.0):
     """Density weights from validation recalls: shrunk or observed error rates.
 
     Parameters
     ----------
-    recall : ndarray of shape (n_groups,)
-    n_validation : ndarray of shape (n_groups,)
-        Validation samples behind each recall, each predicted once.
+    {validation_counts}
     error_rate : {"shrunk", "observed"}, default="shrunk"
         Empirical-Bayes posterior means (:func:`spread_moments`), or the
         observed rates (see :class:`MetriQ`).
@@ -304,6 +312,7 @@ def common_weights(evidence):
     return np.full(evidence.counts.shape[0], pooled if 0.0 < pooled < 1.0 else 1.0)
 
 
+@_with_validation_counts
 def error_rate_spread(recall, n_validation, smoothing=0.0):
     """Unbiased estimate of the variance of the groups' true error rates.
 
@@ -313,9 +322,7 @@ def error_rate_spread(recall, n_validation, smoothing=0.0):
 
     Parameters
     ----------
-    recall : ndarray of shape (n_groups,)
-    n_validation : ndarray of shape (n_groups,)
-        Validation samples behind each recall, each predicted once.
+    {validation_counts}
     smoothing : float, default=0.0
 
     Returns
@@ -337,6 +344,7 @@ def error_rate_spread(recall, n_validation, smoothing=0.0):
     return spread_moments(evidence)[1]
 
 
+@_with_validation_counts
 def equal_rates_pvalue(recall, n_validation, smoothing=0.0, seed=0, n_draws=9999):
     """p-value of the hypothesis that every class has the same error rate.
 
@@ -351,9 +359,7 @@ def equal_rates_pvalue(recall, n_validation, smoothing=0.0, seed=0, n_draws=9999
 
     Parameters
     ----------
-    recall : ndarray of shape (n_groups,)
-    n_validation : ndarray of shape (n_groups,)
-        Validation samples behind each recall, each predicted once.
+    {validation_counts}
     smoothing : float, default=0.0
         Pseudo-count added to errors and to correct predictions (in the
         statistic).

@@ -2,18 +2,17 @@
 
 import numpy as np
 
+from .._docstrings import quota_attributes
 from ._base import BaseQuota
 
 
+@quota_attributes("All ones.")
 class ProportionalQuota(BaseQuota):
     """Every group keeps the same fraction: stratified pruning (``quota="proportional"``).
 
     Attributes
     ----------
-    weights_ : ndarray of shape (n_groups,)
-        All ones.
-    group_labels_ : ndarray of shape (n_groups,)
-        The groups (the classes, unless the pruner was given ``groups``).
+    {quota_attributes}
 
     See Also
     --------
@@ -24,15 +23,13 @@ class ProportionalQuota(BaseQuota):
         return np.ones(context.group_labels.shape[0])
 
 
+@quota_attributes("``1 / N_k`` for a group of ``N_k`` rows.")
 class BalancedQuota(BaseQuota):
     """Every group keeps the same number of rows, where it has them (``quota="balanced"``).
 
     Attributes
     ----------
-    weights_ : ndarray of shape (n_groups,)
-        ``1 / N_k`` for a group of ``N_k`` rows.
-    group_labels_ : ndarray of shape (n_groups,)
-        The groups (the classes, unless the pruner was given ``groups``).
+    {quota_attributes}
 
     See Also
     --------
@@ -43,6 +40,7 @@ class BalancedQuota(BaseQuota):
         return 1.0 / context.group_sizes
 
 
+@quota_attributes("The given weights, in the order of ``group_labels_``.")
 class GivenWeights(BaseQuota):
     """Density weights given per group (a ``quota={group: weight}`` dict).
 
@@ -53,10 +51,7 @@ class GivenWeights(BaseQuota):
 
     Attributes
     ----------
-    weights_ : ndarray of shape (n_groups,)
-        The given weights, in the order of ``group_labels_``.
-    group_labels_ : ndarray of shape (n_groups,)
-        The groups (the classes, unless the pruner was given ``groups``).
+    {quota_attributes}
     """
 
     _parameter_constraints = {"weights": [dict]}

@@ -1,8 +1,10 @@
 """SUBG: subsample every group to the size of the smallest (Idrissi et al., 2022)."""
 
+from .._docstrings import quota_attributes
 from ._fixed import BalancedQuota
 
 
+@quota_attributes("``1 / N_k`` for a group of ``N_k`` rows.")
 class SUBG(BalancedQuota):
     """Every group keeps the same number of rows, up to the smallest group's size.
 
@@ -34,10 +36,7 @@ class SUBG(BalancedQuota):
 
     Attributes
     ----------
-    weights_ : ndarray of shape (n_groups,)
-        ``1 / N_k`` for a group of ``N_k`` rows.
-    group_labels_ : ndarray of shape (n_groups,)
-        The groups (the classes, unless the pruner was given ``groups``).
+    {quota_attributes}
     subg_size_ : int
         ``N_min``, the size of the smallest group: the rows every group
         keeps in Idrissi et al.'s SUBG.
