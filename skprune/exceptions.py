@@ -31,8 +31,8 @@ class StarvedGroupWarning(UserWarning):
     whatever the quota, ``quota=None`` included (a strategy that keeps the
     globally hardest samples starves easy classes on its own).
 
-    Warnings made by :meth:`starved` carry what they report, so that a
-    caller can name the classes its own way (:meth:`described`).
+    Warnings made by ``StarvedGroupWarning.starved`` carry what they report, so that a
+    caller can name the classes its own way (``described``).
 
     Attributes
     ----------

@@ -97,8 +97,8 @@ def per_sample_grad_norms(
     See Also
     --------
     GraNdPruner : prunes the samples with the smallest gradient norms.
-    grad_norm_routes : the route each layer takes.
-    register_norm_rule : norms from inputs and output gradients for one's own layers.
+    skprune.gradients.grad_norm_routes : the route each layer takes.
+    skprune.gradients.register_norm_rule : norm rules for one's own layers.
 
     Notes
     -----

@@ -29,7 +29,7 @@ class NormRule:
     A rule receives the layer, its calls in the current batch as a list of
     ``(input, output_grad)`` pairs (a layer called several times has
     several; every tensor has the batch's ``n`` samples first), and the names
-    of the parameters wanted (a subset of :attr:`parameters`). Subclasses
+    of the parameters wanted (a subset of ``parameters``). Subclasses
     implement :meth:`grads`; they may override :meth:`sq_norms` with a
     cheaper formula and :meth:`accepts` to restrict the input layouts.
 

@@ -225,7 +225,7 @@ def error_weights(recall, n_validation, error_rate="shrunk", smoothing=0.0):
     ----------
     {validation_counts}
     error_rate : {"shrunk", "observed"}, default="shrunk"
-        Empirical-Bayes posterior means (:func:`spread_moments`), or the
+        Empirical-Bayes posterior means (``spread_moments``), or the
         observed rates (see :class:`MetriQ`).
     smoothing : float, default=0.0
         Pseudo-count added to errors and to correct predictions.
@@ -317,7 +317,7 @@ def error_rate_spread(recall, n_validation, smoothing=0.0):
     """Unbiased estimate of the variance of the groups' true error rates.
 
     The spread of the observed rates minus what binomial noise explains
-    (see :func:`spread_moments`); negative when the observed rates agree
+    (see ``spread_moments``); negative when the observed rates agree
     better than noise alone would let them.
 
     Parameters

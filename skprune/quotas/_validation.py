@@ -114,7 +114,7 @@ def group_positions(groups_val, labels):
 
 
 def evidence_schema(n_groups, n_runs):
-    """The arrays of :func:`validation_evidence` over ``n_runs`` trainings, as cached."""
+    """The arrays of ``validation_evidence`` over ``n_runs`` trainings, as cached."""
     return Schema(recall=("float64", (n_groups,)), n_validation=("float64", (n_groups,)),
                   error_counts=("float64", (n_groups, n_runs + 1)))
 
@@ -218,7 +218,7 @@ class ValidationPredictions:
     def evidence(self, labels):
         """Recalls, validation rows and error levels of every group in ``labels``.
 
-        See :func:`validation_evidence`.
+        See ``validation_evidence``.
         """
         labels = np.asarray(labels)
         y_true, y_pred, groups = self._checked()
